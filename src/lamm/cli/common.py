@@ -1,0 +1,28 @@
+"""Small helpers shared by CLI modules: the console and turning library errors into exit codes."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import typer
+from rich.console import Console
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@contextlib.contextmanager
+def user_errors(*kinds: type[BaseException]) -> Iterator[None]:
+    """Print expected errors (bad file, bad config) as one red line and exit 2, without a traceback."""
+    from lamm.config import ConfigError
+    from lamm.fileio import FileFormatError
+    from lamm.media import MediaError
+
+    handled = (ConfigError, FileFormatError, MediaError, FileNotFoundError, KeyError) + kinds
+    try:
+        yield
+    except handled as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        err_console.print(f"[bold red]error:[/] {msg}", highlight=False)
+        raise typer.Exit(2) from None

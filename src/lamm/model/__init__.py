@@ -1,0 +1,1 @@
+"""Model components: vision encoders, projectors, the LLM wrapper and their composition."""

@@ -1,0 +1,147 @@
+"""A small convolutional image encoder trained from scratch (the tiny preset's CPU quickstart).
+
+A ViT needs far more data and steps than a CPU budget of minutes allows; a few strided conv stages with
+GroupNorm and residual blocks learn colour, shape and position cues quickly. The output is a grid of
+tokens (row-major, top-left first) with a learned 2D position embedding so the LLM can tell where a
+token lies — needed for "where is the red square?" questions and box answers.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from pydantic import field_validator, model_validator
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from lamm.config import Config
+
+
+class CnnImageEncoderConfig(Config):
+    """Strided conv stages: each halves the resolution, so ``image_size / 2**len(channels)`` is the grid.
+
+    Default: 64 px → 32 → 16 → 8, i.e. 8×8 = 64 tokens of ``out_dim``; ``pool_to=4`` average-pools the
+    grid to 4×4 = 16 tokens (a shorter LLM sequence, coarser positions).
+    """
+
+    type: Literal["cnn"] = "cnn"
+    image_size: int = 64
+    in_channels: int = 3
+    channels: list[int] = [32, 64, 128]
+    blocks_per_stage: int = 1
+    out_dim: int = 128
+    pool_to: int | None = None
+    norm: Literal["group", "batch"] = "group"
+    freeze: bool = False
+    seed: int = 0
+
+    @field_validator("channels")
+    @classmethod
+    def _nonempty(cls, v: list[int]) -> list[int]:
+        if not v or any(c <= 0 for c in v):
+            raise ValueError("channels must be a non-empty list of positive widths")
+        return v
+
+    @model_validator(mode="after")
+    def _grid(self) -> CnnImageEncoderConfig:
+        stride = 2 ** len(self.channels)
+        if self.image_size % stride:
+            raise ValueError(
+                f"image_size={self.image_size} must be divisible by 2**len(channels)={stride}"
+            )
+        grid = self.image_size // stride
+        if self.pool_to is not None and not 1 <= self.pool_to <= grid:
+            raise ValueError(f"pool_to={self.pool_to} must be between 1 and the conv grid size {grid}")
+        return self
+
+    @property
+    def grid(self) -> int:
+        """Side of the output token grid."""
+        return self.pool_to or self.image_size // 2 ** len(self.channels)
+
+
+def _norm(kind: str, c: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(c)
+    # 8 groups where the width allows it: GroupNorm is batch-size independent (batches of 1–8 on a CPU).
+    return nn.GroupNorm(math.gcd(8, c), c)
+
+
+class _ResBlock(nn.Module):
+    def __init__(self, c: int, norm: str) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.norm1 = _norm(norm, c)
+        self.conv2 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.norm2 = _norm(norm, c)
+        # Zero gain on the residual branch: each block starts as the identity, so depth does not slow
+        # early training (Goyal et al. 2017).
+        nn.init.zeros_(self.norm2.weight)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = F.gelu(self.norm1(self.conv1(x)))
+        return F.gelu(x + self.norm2(self.conv2(y)))
+
+
+class CnnImageEncoder(nn.Module):
+    """``(B, 3, S, S)`` preprocessed pixels → ``(B, grid**2, out_dim)`` tokens, row-major."""
+
+    modality = "image"
+    config_class = CnnImageEncoderConfig
+
+    def __init__(self, cfg: CnnImageEncoderConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            stages: list[nn.Module] = []
+            c_in = cfg.in_channels
+            for c in cfg.channels:
+                layers: list[nn.Module] = [
+                    nn.Conv2d(c_in, c, 3, stride=2, padding=1, bias=False),
+                    _norm(cfg.norm, c),
+                    nn.GELU(),
+                ]
+                layers += [_ResBlock(c, cfg.norm) for _ in range(cfg.blocks_per_stage)]
+                stages.append(nn.Sequential(*layers))
+                c_in = c
+            self.stages = nn.Sequential(*stages)
+            self.grid = cfg.grid
+            self.num_tokens = self.grid * self.grid
+            self.out_dim = cfg.out_dim
+            self.proj = nn.Linear(c_in, cfg.out_dim)
+            self.pos_embed = nn.Parameter(torch.zeros(1, self.num_tokens, cfg.out_dim))
+            self.norm = nn.LayerNorm(cfg.out_dim)
+            self._init_weights()
+        self.freeze = cfg.freeze
+        if self.freeze:
+            self.requires_grad_(False)
+            self.eval()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        nn.init.trunc_normal_(self.proj.weight, std=0.02)
+        nn.init.zeros_(self.proj.bias)
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+
+    def train(self, mode: bool = True) -> CnnImageEncoder:
+        """A frozen encoder stays in eval mode (BatchNorm statistics must not drift)."""
+        return super().train(mode and not self.freeze)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x``: ``(B, C, S, S)`` with ``S == image_size`` → ``(B, num_tokens, out_dim)``."""
+        s = self.cfg.image_size
+        if x.dim() != 4 or x.shape[1] != self.cfg.in_channels or x.shape[-2:] != (s, s):
+            raise ValueError(
+                f"cnn encoder expects (B, {self.cfg.in_channels}, {s}, {s}) pixels, got {tuple(x.shape)}"
+            )
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
+            f = self.stages(x.to(self.proj.weight.dtype))
+            if self.cfg.pool_to is not None:
+                f = F.adaptive_avg_pool2d(f, self.cfg.pool_to)
+            tokens = f.flatten(2).transpose(1, 2)  # (B, grid*grid, C), row-major
+            return self.norm(self.proj(tokens) + self.pos_embed)
