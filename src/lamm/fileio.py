@@ -91,9 +91,14 @@ def read_json_or_jsonl(path: str | os.PathLike) -> list[Any]:
         if not isinstance(data, list):
             raise FileFormatError(f"{p}: expected a JSON array of records")
         return data
-    if stripped[0] == "{" and "\n" not in stripped.strip():
-        # a single JSON object on one line is also valid JSONL
-        pass
+    if stripped[0] == "{" and "\n" in stripped.strip():
+        try:
+            whole = json.loads(text)
+        except json.JSONDecodeError:
+            whole = None
+        if isinstance(whole, dict):
+            raise FileFormatError(f"{p}: holds one pretty-printed JSON object; expected a JSON array of "
+                                  "records or JSONL (one object per line)")
     rows = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():

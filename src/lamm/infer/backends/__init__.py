@@ -1,0 +1,1 @@
+"""Engine backends, one per file; each registers itself in ``lamm.infer.engine.BACKENDS``."""

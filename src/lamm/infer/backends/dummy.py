@@ -1,0 +1,86 @@
+"""``dummy``: a deterministic fake model for tests and dry runs.
+
+Its answers are a pure function of the prompt text (a SHA-256 of the rendered conversation), so every
+run gives the same output. Modes (``dummy:MODE``):
+
+* ``echo`` (default) — answers ``"The answer is (X). [x1, y1, x2, y2] N"`` with a letter, a box and a
+  number drawn from the hash: parsable by every benchmark parser, right by chance only;
+* ``constant=TEXT`` — always answers TEXT.
+
+Log-likelihoods are deterministic pseudo-random negatives, scaled by the continuation's length.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from lamm.infer.engine import (
+    BACKENDS,
+    Engine,
+    GenerateRequest,
+    LoglikelihoodRequest,
+    LoglikelihoodResult,
+    ProgressFn,
+)
+
+
+def _conversation_key(conv: Any) -> str:
+    parts = [conv.system_text, conv.task_type]
+    for m in conv.messages:
+        parts.append(f"{m.role}:{m.content}")
+        parts.extend(f"{r.modality}:{r.path}" for r in m.media)
+    return "\x1f".join(parts)
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8")).digest()
+
+
+@BACKENDS.register("dummy")
+class DummyEngine(Engine):
+    """Deterministic answers; see the module docstring."""
+
+    def __init__(self, target: str = "", media_root: str | None = None, **_: Any) -> None:
+        super().__init__(media_root)
+        self.mode = target or "echo"
+        if not (self.mode == "echo" or self.mode.startswith("constant=")):
+            raise ValueError(f"dummy mode {self.mode!r}: expected 'echo' or 'constant=TEXT'")
+
+    def fingerprint(self) -> str:
+        return f"dummy:{self.mode}"
+
+    def _answer(self, req: GenerateRequest) -> str:
+        if self.mode.startswith("constant="):
+            return self.mode[len("constant="):]
+        d = _digest(_conversation_key(req.conversation))
+        letter = "ABCD"[d[0] % 4]
+        x1, y1 = d[1] / 512, d[2] / 512
+        x2, y2 = x1 + d[3] / 512, y1 + d[4] / 512
+        return f"The answer is ({letter}). [{x1:.2f}, {y1:.2f}, {x2:.2f}, {y2:.2f}] {d[5] % 10}"
+
+    def generate(self, requests: list[GenerateRequest], progress: ProgressFn | None = None) -> list[str]:
+        out = []
+        for req in requests:
+            text = self._answer(req)
+            for stop in req.settings.stop:
+                if stop and stop in text:
+                    text = text[: text.index(stop)]
+            out.append(text)
+            self.usage.requests += 1
+            self.usage.completion_tokens += len(text.split())
+            if progress:
+                progress(1)
+        return out
+
+    def loglikelihood(self, requests: list[LoglikelihoodRequest],
+                      progress: ProgressFn | None = None) -> list[LoglikelihoodResult]:
+        out = []
+        for req in requests:
+            d = _digest(_conversation_key(req.conversation) + "\x1e" + req.continuation)
+            n = max(1, len(req.continuation.split()))
+            mean = -(0.1 + d[0] / 64)
+            out.append(LoglikelihoodResult(mean * n, mean, n))
+            if progress:
+                progress(1)
+        return out
