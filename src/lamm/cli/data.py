@@ -35,8 +35,9 @@ def validate(
         typer.echo(json.dumps({"ok": all(r.ok for r in reports), "files": [r.to_json() for r in reports]}, indent=1))
     else:
         table = Table(title="lamm data validate")
-        for col in ("file", "kind", "records", "invalid", "warnings", "task types / modality"):
-            table.add_column(col)
+        table.add_column("file", overflow="fold")
+        for col in ("kind", "records", "invalid", "warnings", "task types / modality"):
+            table.add_column(col, overflow="fold")
         for r in reports:
             types = ", ".join(f"{k}:{v}" for k, v in sorted((r.task_types or r.modalities).items()))
             table.add_row(r.file, r.kind, str(r.n_records), str(r.n_invalid), str(r.n_warnings), types)
