@@ -29,7 +29,7 @@ class CnnImageEncoderConfig(Config):
     type: Literal["cnn"] = "cnn"
     image_size: int = 64
     in_channels: int = 3
-    channels: list[int] = [32, 64, 128]
+    channels: tuple[int, ...] = (32, 64, 128)
     blocks_per_stage: int = 1
     out_dim: int = 128
     pool_to: int | None = None
@@ -39,7 +39,7 @@ class CnnImageEncoderConfig(Config):
 
     @field_validator("channels")
     @classmethod
-    def _nonempty(cls, v: list[int]) -> list[int]:
+    def _nonempty(cls, v: tuple[int, ...]) -> tuple[int, ...]:
         if not v or any(c <= 0 for c in v):
             raise ValueError("channels must be a non-empty list of positive widths")
         return v
@@ -48,9 +48,7 @@ class CnnImageEncoderConfig(Config):
     def _grid(self) -> CnnImageEncoderConfig:
         stride = 2 ** len(self.channels)
         if self.image_size % stride:
-            raise ValueError(
-                f"image_size={self.image_size} must be divisible by 2**len(channels)={stride}"
-            )
+            raise ValueError(f"image_size={self.image_size} must be divisible by 2**len(channels)={stride}")
         grid = self.image_size // stride
         if self.pool_to is not None and not 1 <= self.pool_to <= grid:
             raise ValueError(f"pool_to={self.pool_to} must be between 1 and the conv grid size {grid}")

@@ -38,7 +38,9 @@ def fps_indices(xyz: Tensor, k: int, start: int | Tensor = 0) -> Tensor:
         raise ValueError(f"fps_indices expects xyz of shape (B, N, 3), got {tuple(xyz.shape)}")
     b, n, _ = xyz.shape
     if not 1 <= k <= n:
-        raise ValueError(f"fps_indices: k={k} centres requested from a cloud of {n} points (need 1 <= k <= N)")
+        raise ValueError(
+            f"fps_indices: k={k} centres requested from a cloud of {n} points (need 1 <= k <= N)"
+        )
     device = xyz.device
     out = torch.empty(b, k, dtype=torch.long, device=device)
     # Running squared distance from every point to its nearest chosen centre.

@@ -98,7 +98,7 @@ def _resize(img: Image.Image, cfg: ImagePreprocessConfig) -> Image.Image:
     if cfg.resize == "pad":
         w, h = img.size
         side = max(w, h)
-        fill = tuple(int(round(m * 255)) for m in cfg.mean)
+        fill = tuple(round(m * 255) for m in cfg.mean)
         canvas = Image.new("RGB", (side, side), fill)
         canvas.paste(img, ((side - w) // 2, (side - h) // 2))
         img = canvas
