@@ -12,4 +12,4 @@ fi
 if ! "$VENV/bin/python" -c "import torch" >/dev/null 2>&1; then
   "$VENV/bin/python" -m pip install --quiet "torch==2.13.0"
 fi
-"$VENV/bin/python" -m pip install --quiet -e ".[dev,caption,serve,web,judge]"
+"$VENV/bin/python" -m pip install --quiet -e ".[dev,serve,web,judge]"

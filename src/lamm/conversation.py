@@ -324,7 +324,9 @@ def tokenize_conversation(conv: Conversation, tokenizer: Any, template: str = "l
         if s.bos and getattr(tokenizer, "bos_token_id", None) is not None:
             seg_ids = [tokenizer.bos_token_id] + seg_ids
         ids.extend(seg_ids)
-        labels.extend(seg_ids if s.supervised else [IGNORE_INDEX] * len(seg_ids))
+        # an inference prompt supervises nothing, not even the earlier answers of a multi-turn history
+        supervised = s.supervised and not add_generation_prompt
+        labels.extend(seg_ids if supervised else [IGNORE_INDEX] * len(seg_ids))
     _check_placeholders(conv, tokenizer, ids)
     return TokenizedConversation(ids, labels, conv.media)
 
