@@ -79,3 +79,13 @@ def synth(
     cfg.dump(Path(out) / "synth_config.yaml")
     console.print(f"wrote synthetic data to [bold]{out}[/]")
     console.print_json(json.dumps(stats))
+
+
+def _register_build_commands() -> None:
+    # build / convert / stats live in their own module (dataset construction)
+    from lamm.cli import data_build
+
+    data_build.register(app)
+
+
+_register_build_commands()

@@ -1,0 +1,62 @@
+"""C4 detection (2D): all objects, or every instance of one class, with [x1, y1, x2, y2] boxes in 0–1."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .base import (
+    Sample,
+    checked_objects,
+    clip_box2d,
+    fmt_box,
+    label_fields,
+    pick,
+    reading_order,
+    register_builder,
+)
+from .templates import TemplateSet
+
+
+@register_builder(
+    "detection",
+    version=1,
+    task_type="detection",
+    modality="image",
+    requires=("objects",),
+    params={"mode": "mixed", "class_share": 0.3, "max_objects": 30, "decimals": 2},
+)
+def build_detection(
+    record: dict[str, Any],
+    templates: TemplateSet,
+    rng: np.random.Generator,
+    mode: str,
+    class_share: float,
+    max_objects: int,
+    decimals: int,
+) -> list[Sample]:
+    """One sample. ``mode``: ``all`` (every object), ``class`` (every instance of one present class),
+    ``mixed`` (``class`` with probability ``class_share``). Objects are listed in reading order.
+    Images with no objects, or more than ``max_objects`` (an answer would be truncated), are skipped."""
+    if mode not in ("all", "class", "mixed"):
+        raise ValueError(f"detection: mode must be all, class or mixed, got {mode!r}")
+    objs = checked_objects(record, "detection", 4)
+    if not objs or len(objs) > max_objects:
+        return []
+    per_class = mode == "class" or (mode == "mixed" and rng.random() < class_share)
+    fields: dict[str, Any] = {}
+    if per_class:
+        label = pick(rng, sorted({o["label"] for o in objs}))
+        objs = [o for o in objs if o["label"] == label]
+        fields = label_fields(label)
+        q = templates.pick("questions", "class", rng)
+    else:
+        q = templates.pick("questions", "all", rng)
+    a = templates.pick("answers", "default", rng)
+    items = [
+        {**label_fields(o["label"]), "box": fmt_box(clip_box2d(o["bbox"], decimals), decimals)}
+        for o in reading_order(objs)
+    ]
+    fields.update(n=len(items))
+    return [Sample(q.render(**fields), a.render(items=items, **fields), f"{q.id}+{a.id}")]
