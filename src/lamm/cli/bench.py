@@ -1,0 +1,60 @@
+"""``lamm bench``: benchmark commands. For now ``score``: score a file of answers for one scenario."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lamm.cli.common import console, user_errors
+
+app = typer.Typer(help="Benchmark: run recipes and suites, score answers, reports.", no_args_is_help=True)
+
+
+@app.callback()
+def _group() -> None:
+    """Benchmark: run recipes and suites, score answers, reports."""  # keeps ``bench`` a group of commands
+
+
+def _fmt(v: object) -> str:
+    return "—" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
+
+
+@app.command()
+def score(
+    scenario: Annotated[str, typer.Option(help="Scenario name, e.g. CIFAR10, VOC2012, ScienceQA, LSP, ScanNet.")],
+    answers: Annotated[Path, typer.Option(help="JSONL: each line a benchmark record plus the model's 'answer'.")],
+    root: Annotated[Path | None, typer.Option(help="Folder that 'image' paths are relative to (default: the answers file's folder); read only where a metric needs the image size.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object: metric names, n, unparsed, ci.")] = False,
+    ci: Annotated[bool, typer.Option("--ci/--no-ci", help="Seeded 95% bootstrap intervals (1000 resamples; always the headline metric).")] = True,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+    per_sample: Annotated[Path | None, typer.Option(help="Also write per-sample parsed predictions and scores (JSONL).")] = None,
+) -> None:
+    """Score answers with the scenario's metrics (unparsed answers are counted and scored as wrong)."""
+    from lamm.bench.metrics import RecordError
+    from lamm.bench.scoring import ScoringError, score_file, summary
+    from lamm.fileio import write_jsonl_atomic
+
+    with user_errors(ScoringError, RecordError, ImportError):
+        report = score_file(scenario, answers, root=root, ci=ci, seed=seed)
+    if per_sample is not None:
+        write_jsonl_atomic(per_sample, report.to_dict(per_sample=True)["per_sample"])
+    if as_json:
+        typer.echo(json.dumps(summary(report), ensure_ascii=False))
+        return
+    from rich.table import Table
+
+    d = report.to_dict()
+    table = Table(title=f"lamm bench score — {d['info'].get('scenario', scenario)} ({d['family']})")
+    for col in ("metric", "value", "95% CI"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for name, value in d["metrics"].items():
+        lo_hi = d["ci"].get(name)
+        interval = f"[{_fmt(lo_hi[0])}, {_fmt(lo_hi[1])}]" if lo_hi else ""
+        table.add_row(name + (" *" if name == d["headline"] else ""), _fmt(value), interval)
+    console.print(table)
+    chance = d["info"].get("chance")
+    console.print(f"n = {d['n']}   unparsed = {d['unparsed']}" + (f"   chance = {chance:.2f}" if chance else "")
+                  + "   (* headline; percent unless the metric is a count or an error)", highlight=False)

@@ -1,0 +1,98 @@
+"""``lamm bench score`` through typer's CliRunner on the ``bench`` sub-app."""
+
+from __future__ import annotations
+
+import json
+
+from PIL import Image
+from typer.testing import CliRunner
+
+from lamm.bench.metrics.keypoints import JOINT_NAMES
+from lamm.cli.bench import app
+
+runner = CliRunner()
+
+
+def write_jsonl(path, rows, blank_line_after=None):
+    lines = []
+    for i, row in enumerate(rows):
+        lines.append(json.dumps(row))
+        if i == blank_line_after:
+            lines.append("")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def output(result) -> str:
+    """stdout + stderr with whitespace collapsed (rich wraps long error lines)."""
+    text = result.output
+    try:
+        text += result.stderr
+    except ValueError:  # older click: stderr mixed into output
+        pass
+    return " ".join(text.split())
+
+
+def test_json_output_classification(tmp_path):
+    rows = [{"id": "0", "image": "c/0.png", "query": "What?", "label": "cat", "answer": "A kitten."},
+            {"id": "1", "image": "c/1.png", "query": "What?", "label": "dog", "answer": "A cat."},
+            {"id": "2", "image": "c/2.png", "query": "What?", "label": "dog", "answer": "no idea"}]
+    f = write_jsonl(tmp_path / "answers.jsonl", rows)
+    result = runner.invoke(app, ["score", "--scenario", "CIFAR10", "--answers", str(f), "--json"])
+    assert result.exit_code == 0, output(result)
+    data = json.loads(result.stdout)
+    assert set(data) == {"accuracy", "n", "unparsed", "ci"}
+    assert data["accuracy"] == 100 / 3 and data["n"] == 3 and data["unparsed"] == 1
+    lo, hi = data["ci"]["accuracy"]
+    assert lo <= data["accuracy"] <= hi
+
+
+def test_table_output_and_per_sample_file(tmp_path):
+    rows = [{"id": str(i), "query": "Q", "gt_choice": i % 2, "gt_choices": ["yes", "no"], "answer": "(A)"}
+            for i in range(4)]
+    f = write_jsonl(tmp_path / "mc.jsonl", rows)
+    out = tmp_path / "per_sample.jsonl"
+    result = runner.invoke(app, ["score", "--scenario", "ScienceQA", "--answers", str(f), "--no-ci",
+                                 "--per-sample", str(out)])
+    assert result.exit_code == 0, output(result)
+    assert "accuracy" in result.stdout and "50.00" in result.stdout and "n = 4" in result.stdout
+    assert "chance = 50.00" in result.stdout
+    per = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [p["parsed"] for p in per] == [0, 0, 0, 0] and [p["accuracy"] for p in per] == [1, 0, 1, 0]
+
+
+def test_lsp_reads_image_size_from_root(tmp_path):
+    (tmp_path / "imgs").mkdir()
+    Image.new("RGB", (200, 100)).save(tmp_path / "imgs" / "a.png")
+    joints = [[100, 50, 1]] * 14
+    row = {"id": "im1", "image": "imgs/a.png", "query": "Where is the {}?", "gt_joints": joints,
+           "answer": {name: "[0.5, 0.5]" for name in JOINT_NAMES[:7]}}
+    (tmp_path / "sub").mkdir()
+    f = write_jsonl(tmp_path / "sub" / "lsp.jsonl", [row])
+    result = runner.invoke(app, ["score", "--scenario", "LSP", "--answers", str(f), "--root", str(tmp_path),
+                                 "--json", "--no-ci"])
+    assert result.exit_code == 0, output(result)
+    assert json.loads(result.stdout)["pck"] == 50.0
+    # without --root the image is looked up beside the answers file, and the error says where
+    result = runner.invoke(app, ["score", "--scenario", "LSP", "--answers", str(f), "--json"])
+    assert result.exit_code == 2
+    assert "line 1" in output(result) and "'image'" in output(result) and "--root" in output(result)
+
+
+def test_missing_answer_names_the_line(tmp_path):
+    rows = [{"id": "0", "num": 3, "answer": "3"}, {"id": "1", "num": 4}]
+    f = write_jsonl(tmp_path / "count.jsonl", rows, blank_line_after=0)
+    result = runner.invoke(app, ["score", "--scenario", "FSC147", "--answers", str(f)])
+    assert result.exit_code == 2
+    text = output(result)
+    assert "line 3" in text and "'answer'" in text and str(f.name) in text
+
+
+def test_bad_field_and_unknown_scenario(tmp_path):
+    f = write_jsonl(tmp_path / "mc.jsonl", [{"id": "q", "gt_choice": 7, "gt_choices": ["a", "b"], "answer": "A"}])
+    result = runner.invoke(app, ["score", "--scenario", "AI2D", "--answers", str(f)])
+    assert result.exit_code == 2 and "line 1" in output(result) and "'gt_choice'" in output(result)
+    result = runner.invoke(app, ["score", "--scenario", "ScienceQ", "--answers", str(f)])
+    assert result.exit_code == 2 and "did you mean 'ScienceQA'" in output(result)
+    result = runner.invoke(app, ["score", "--scenario", "CIFAR10", "--answers", str(f)])
+    assert result.exit_code == 2 and "missing field 'label'" in output(result)
