@@ -1,0 +1,396 @@
+"""``lamm:DIR``: our own checkpoints (``lamm.model.checkpoint``), batched and cached.
+
+* Prompts come from ``MultimodalLM.tokenize`` (the one prompt builder), so inference sees exactly the
+  training format; the template's stop strings (``###`` for LAMM v1) always apply, the request's are
+  added to them.
+* Generation is length-grouped and batched (:class:`~lamm.infer.batching.Batcher`, ``batch_size``
+  an int or ``"auto"``, which halves on out-of-memory), left-padded, with a KV cache
+  (``lamm.model.llm.decode_loop``).
+* Media features are computed once per call for each distinct media item (same resolved path, or the
+  same loaded object) however many requests share it, and dropped after their last use in the call.
+* Log-likelihoods: requests that share one prompt (the options of one question) are grouped; a batch
+  of prompts runs through the model ONCE (left-padded), its KV cache is gathered for every option row,
+  and only the option tokens run again (``kv_reuse``). ``kv_reuse=False`` is the baseline: one forward
+  over prompt + option per option, batched. ``benchmarks/generate_speed.py --loglikelihood`` times
+  both (H200, 7B shapes, bf16, 4 options: 1.2x; CPU tiny model: 1.4–2.7x).
+* ``merge_lora=True`` folds LoRA into the base weights once at load (faster decoding, same outputs up
+  to rounding). ``fingerprint()`` is the checkpoint manifest's fingerprint (weights, base, config).
+
+Options: ``device`` (default cuda when available), ``dtype`` (None = as saved; "bfloat16", ...),
+``batch_size`` (default "auto"), ``merge_lora`` (False), ``base_llm`` (a moved base), ``kv_reuse`` (True).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lamm.conversation import MediaRef, TokenizedConversation, tokenize_continuation
+from lamm.infer.batching import Batcher, settings_key
+from lamm.infer.engine import (
+    BACKENDS,
+    Engine,
+    GenerateRequest,
+    LoglikelihoodRequest,
+    LoglikelihoodResult,
+    ProgressFn,
+)
+from lamm.media import resolve_media_path
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def media_key(ref: MediaRef, root: str | None) -> tuple:
+    """Identity of a media item within a call: its resolved path, else the loaded object itself."""
+    if ref.path is not None:
+        return (ref.modality, str(resolve_media_path(ref.path, root).resolve()))
+    return (ref.modality, "id", id(ref.data))
+
+
+class MediaFeatures:
+    """Encoder + projector outputs ``(T, hidden)`` per distinct media item of one engine call.
+
+    Built with the number of uses of every key; :meth:`release` after each batch frees a key once all
+    its uses are done, so memory holds only features still needed (not every image of a benchmark).
+    """
+
+    def __init__(self, model: Any, root: str | None, uses: Counter) -> None:
+        self.model, self.root, self.uses = model, root, uses
+        self.feats: dict[tuple, torch.Tensor] = {}
+        self.encoded = 0  # number of encoder runs (items), for tests and the benchmark
+
+    def get(self, refs: list[MediaRef]) -> dict[str, list[torch.Tensor]]:
+        """Features of ``refs`` grouped by modality, in order; new items are encoded in one call each."""
+        new: dict[tuple, MediaRef] = {}
+        for r in refs:
+            k = media_key(r, self.root)
+            if k not in self.feats and k not in new:
+                new[k] = r
+        for modality in ("image", "pcl"):
+            keys = [k for k, r in new.items() if r.modality == modality]
+            if keys:
+                x = self.model.preprocess_media([new[k] for k in keys], self.root)[modality]
+                with torch.inference_mode():
+                    f = self.model.encode_media(modality, x)  # (M, T, hidden)
+                self.encoded += len(keys)
+                for k, row in zip(keys, f):
+                    self.feats[k] = row
+        out: dict[str, list[torch.Tensor]] = {}
+        for r in refs:
+            out.setdefault(r.modality, []).append(self.feats[media_key(r, self.root)])
+        return out
+
+    def release(self, refs: list[MediaRef]) -> None:
+        for r in refs:
+            k = media_key(r, self.root)
+            self.uses[k] -= 1
+            if self.uses[k] <= 0:
+                self.feats.pop(k, None)
+
+
+def _kv(out: Any) -> Any:
+    """The KV cache of a model output (``cache`` in transformers 5; ``past_key_values`` before)."""
+    kv = getattr(out, "cache", None)
+    return kv if kv is not None else out.past_key_values
+
+
+@BACKENDS.register("lamm")
+class LammEngine(Engine):
+    """A lamm checkpoint; see the module docstring for the options."""
+
+    def __init__(self, target: str, media_root: str | None = None, device: str | None = None,
+                 dtype: str | None = None, batch_size: int | str = "auto", merge_lora: bool = False,
+                 base_llm: str | None = None, kv_reuse: bool = True, model: Any = None) -> None:
+        super().__init__(media_root)
+        from lamm.model.checkpoint import is_checkpoint, load_checkpoint, read_manifest
+
+        self.target = target
+        dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if dtype is not None and dtype not in _DTYPES:
+            raise ValueError(f"dtype {dtype!r}: expected one of {', '.join(_DTYPES)}")
+        # an in-memory model (benchmarks of random-init presets) may come without a checkpoint folder
+        manifest = read_manifest(target) if model is None or is_checkpoint(target) else {}
+        self.model = model if model is not None else load_checkpoint(target, dev, base_llm=base_llm)
+        if merge_lora:
+            self.merge_lora()
+        if dtype is not None:
+            # the LLM only: encoders take float32 pixels / points, and their outputs are cast anyway
+            self.model.llm.to(_DTYPES[dtype])
+        self.model.eval()
+        self.tokenizer = self.model.tokenizer
+        self.template = self.model.config.template
+        self.batcher = Batcher(batch_size)
+        self.kv_reuse = kv_reuse
+        if manifest:
+            fp = manifest.get("fingerprint") or hashlib.sha256(
+                (Path(target) / "manifest.json").read_bytes()).hexdigest()
+        else:
+            fp = f"in-memory:{target}"
+        self._fingerprint = f"lamm:{fp}" + (f"+{dtype}" if dtype and dtype != "float32" else "")
+        params = inspect.signature(self._base_llm().forward).parameters
+        # logits only for the last position at prefill: a (B, L, V) tensor is the largest one otherwise
+        self._prefill_kwargs = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+        # transformers 5 renamed the forward argument past_key_values to cache (the old name warns)
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        self.last_call_encoded = 0
+
+    def _base_llm(self) -> Any:
+        from lamm.model.lora import unwrap_base
+
+        return unwrap_base(self.model.llm)
+
+    def merge_lora(self) -> bool:
+        """Fold LoRA adapters into the base weights (inference only). False when there are none."""
+        merge = getattr(self.model.llm, "merge_and_unload", None)
+        if merge is None:
+            return False
+        self.model.llm = merge()
+        return True
+
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    # ------------------------------------------------------------------------------------ helpers
+    def _tokenize(self, req: GenerateRequest | LoglikelihoodRequest) -> TokenizedConversation:
+        return self.model.tokenize(req.conversation, add_generation_prompt=True)
+
+    def _expanded(self, tc: TokenizedConversation) -> list[int]:
+        return self.model.placeholder_spec.expand(tc.input_ids, tc.labels, [m.modality for m in tc.media])[0]
+
+    def _embed(self, seqs: list[list[int]], media: list[MediaRef], cache: MediaFeatures,
+               left: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Padded ids → embeddings ``(B, L, hidden)`` with media features spliced in, and the mask
+        ``(B, L)``. Media fill their placeholder runs in row-major order, as ``MultimodalLM.embed``."""
+        dev = self.model.device
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for i, s in enumerate(seqs):
+            sl = slice(width - len(s), width) if left else slice(0, len(s))
+            ids[i, sl] = torch.tensor(s, dtype=torch.long)
+            mask[i, sl] = 1
+        ids, mask = ids.to(dev), mask.to(dev)
+        embeds = self.model.llm.get_input_embeddings()(ids)
+        feats = cache.get(media)
+        for modality, tid in sorted(self.model.media_token_ids.items()):
+            if modality not in feats:
+                continue
+            f = torch.stack(feats[modality])
+            pos = (ids == tid).unsqueeze(-1)
+            if int(pos.sum()) != f.shape[0] * f.shape[1]:
+                raise ValueError(f"{int(pos.sum())} {modality} placeholder positions but {f.shape[0]} items × "
+                                 f"{f.shape[1]} tokens")
+            embeds = embeds.masked_scatter(pos, f.reshape(-1, f.shape[-1]).to(embeds.dtype))
+        return embeds, mask
+
+    def _stops(self, req: GenerateRequest) -> list[str]:
+        return list(dict.fromkeys([*self.model.stop_strings(), *req.settings.stop]))
+
+    def _count(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _new_cache(self, reqs: list[Any]) -> MediaFeatures:
+        uses = Counter(media_key(m, self.media_root) for r in reqs for m in r.conversation.media)
+        return MediaFeatures(self.model, self.media_root, uses)
+
+    # ---------------------------------------------------------------------------------- generation
+    def generate(self, requests: list[GenerateRequest], progress: ProgressFn | None = None) -> list[str]:
+        """Replies in request order; batches share settings and are grouped by prompt length."""
+        cache = self._new_cache(requests)
+        items = [(r, self._expanded(self._tokenize(r))) for r in requests]
+        out: list[str] = [""] * len(requests)
+        groups: dict[tuple, list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault(settings_key(r), []).append(i)
+        for idx in groups.values():
+            group = [items[i] for i in idx]
+            texts = self.batcher.run(group, [len(s) for _, s in group],
+                                     lambda batch: self._generate_batch(batch, cache), progress)
+            for i, t in zip(idx, texts):
+                out[i] = t
+        self.last_call_encoded = cache.encoded
+        return out
+
+    def _generate_batch(self, batch: list[tuple[GenerateRequest, list[int]]], cache: MediaFeatures) -> list[str]:
+        from lamm.model.llm import decode_loop
+
+        req = batch[0][0]
+        s = req.settings
+        media = [m for r, _ in batch for m in r.conversation.media]
+        with torch.inference_mode():
+            embeds, mask = self._embed([ids for _, ids in batch], media, cache)
+            texts = decode_loop(self.model.llm, self.tokenizer, embeds, mask, max_new_tokens=s.max_new_tokens,
+                                do_sample=not s.greedy, temperature=s.temperature, top_p=s.top_p,
+                                stops=self._stops(req), seed=s.seed, prefill_kwargs=self._prefill_kwargs)
+        cache.release(media)
+        self.usage.requests += len(batch)
+        self.usage.prompt_tokens += sum(len(ids) for _, ids in batch)
+        self.usage.completion_tokens += sum(self._count(t) for t in texts)
+        return texts
+
+    def stream(self, request: GenerateRequest) -> Iterator[str]:
+        """The reply in pieces as tokens are decoded; ``"".join`` equals :meth:`generate`'s text."""
+        from lamm.model.llm import _cut, _pick
+
+        s = request.settings
+        stops = self._stops(request)
+        ids = self._expanded(self._tokenize(request))
+        cache = self._new_cache([request])
+        hold = max((len(x) - 1 for x in stops if x), default=0)
+        eos = self.tokenizer.eos_token_id
+        new: list[int] = []
+        sent = 0
+        self.usage.requests += 1
+        self.usage.prompt_tokens += len(ids)
+        # Grad mode is thread-local and a consumer (Gradio) may resume this generator on another thread,
+        # so no inference_mode block spans a yield: each model step enters its own.
+        with torch.inference_mode():
+            embeds, mask = self._embed([ids], request.conversation.media, cache)
+            gen = None
+            if s.seed is not None:
+                gen = torch.Generator(device=embeds.device)
+                gen.manual_seed(s.seed)
+            pos = (mask.cumsum(-1) - 1).clamp(min=0)
+            out = self.model.llm(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, use_cache=True,
+                                 **self._prefill_kwargs)
+        for _ in range(s.max_new_tokens):
+            with torch.inference_mode():
+                nxt = _pick(out.logits[:, -1].float(), not s.greedy, s.temperature, s.top_p, gen)
+            t = int(nxt[0])
+            if t == eos:
+                break
+            new.append(t)
+            self.usage.completion_tokens += 1
+            finished = _cut(self.tokenizer.decode(new, skip_special_tokens=False), stops)[1]
+            text = _cut(self.tokenizer.decode(new, skip_special_tokens=True), stops)[0].lstrip()
+            if finished:
+                break
+            # hold back: a possible stop-string prefix, an incomplete UTF-8 character, trailing
+            # whitespace (generate() strips it, so it is sent only once text follows it)
+            safe = len(text) - hold
+            while safe > sent and (text[safe - 1] == "\ufffd" or text[safe - 1].isspace()):
+                safe -= 1
+            if safe > sent:
+                yield text[sent:safe]
+                sent = safe
+            with torch.inference_mode():
+                mask = torch.cat([mask, mask.new_ones(1, 1)], dim=1)
+                pos = pos[:, -1:] + 1
+                out = self.model.llm(input_ids=nxt[:, None], attention_mask=mask, position_ids=pos,
+                                     use_cache=True, **{self._cache_arg: _kv(out)})
+        final = _cut(self.tokenizer.decode(new, skip_special_tokens=True), stops)[0].strip()
+        if len(final) > sent:
+            yield final[sent:]
+
+    # ------------------------------------------------------------------------------ log-likelihood
+    def loglikelihood(self, requests: list[LoglikelihoodRequest],
+                      progress: ProgressFn | None = None) -> list[LoglikelihoodResult]:
+        """Natural-log probability of each continuation as the assistant's reply (see module docstring).
+
+        Requests are grouped by prompt; batches of prompts (length-grouped, "auto" backs off on OOM)
+        are scored together, every continuation of a prompt in the same batch."""
+        cache = self._new_cache(requests)
+        groups: dict[tuple, _Group] = {}
+        for i, r in enumerate(requests):
+            tc = self._tokenize(r)
+            ids = self._expanded(tc)
+            key = (tuple(ids), tuple(media_key(m, self.media_root) for m in tc.media))
+            c = tokenize_continuation(r.continuation, self.tokenizer, self.template)
+            if not c:
+                raise ValueError(f"request {i}: continuation {r.continuation!r} has no tokens")
+            g = groups.setdefault(key, _Group(ids, tc.media))
+            g.index.append(i)
+            g.conts.append(c)
+        out: list[LoglikelihoodResult | None] = [None] * len(requests)
+        todo = list(groups.values())
+
+        def score(batch: list[_Group]) -> list[list[LoglikelihoodResult]]:
+            res = self._score_kv(batch, cache) if self.kv_reuse else self._score_plain(batch, cache)
+            for g in batch:
+                cache.release(g.media * len(g.index))
+            if progress:
+                progress(sum(len(g.index) for g in batch))
+            return res
+
+        for g, res in zip(todo, self.batcher.run(todo, [len(g.ids) for g in todo], score)):
+            for i, r in zip(g.index, res):
+                out[i] = r
+        self.last_call_encoded = cache.encoded
+        self.usage.requests += len(requests)
+        return out  # type: ignore[return-value]
+
+    def _score_kv(self, batch: list[_Group], cache: MediaFeatures) -> list[list[LoglikelihoodResult]]:
+        """Prompts run once (left-padded batch); their KV cache is gathered per continuation row and only
+        continuation tokens run again. Row j of prompt g attends to g's prompt and its own tokens."""
+        dev = self.model.device
+        with torch.inference_mode():
+            embeds, mask = self._embed([g.ids for g in batch], [m for g in batch for m in g.media], cache)
+            pos = (mask.cumsum(-1) - 1).clamp(min=0)
+            out = self.model.llm(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, use_cache=True,
+                                 **self._prefill_kwargs)
+            first = torch.log_softmax(out.logits[:, -1].float(), -1)  # (G, V): predicts each token 0
+            rows = [(gi, c) for gi, g in enumerate(batch) for c in g.conts]
+            lp = [[float(first[gi, c[0]])] for gi, c in rows]
+            rest = max(len(c) for _, c in rows) - 1
+            if rest > 0:
+                kv = _kv(out)
+                kv.batch_select_indices(torch.tensor([gi for gi, _ in rows], device=dev))
+                x = torch.full((len(rows), rest), self.tokenizer.pad_token_id, dtype=torch.long, device=dev)
+                m = torch.cat([mask[[gi for gi, _ in rows]], torch.zeros_like(x)], dim=1)
+                p = mask.shape[1]
+                for j, (_, c) in enumerate(rows):
+                    x[j, :len(c) - 1] = torch.tensor(c[:-1], device=dev)
+                    m[j, p:p + len(c) - 1] = 1
+                # positions continue each prompt's own count (its left padding excluded)
+                start = torch.tensor([len(batch[gi].ids) for gi, _ in rows], device=dev)[:, None]
+                cpos = start + torch.arange(rest, device=dev)[None]
+                logits = self.model.llm(input_ids=x, attention_mask=m, position_ids=cpos, use_cache=True,
+                                        **{self._cache_arg: kv}).logits
+                logp = torch.log_softmax(logits.float(), -1)
+                for j, (_, c) in enumerate(rows):
+                    tgt = torch.tensor(c[1:], device=dev)
+                    lp[j] += logp[j, :len(c) - 1].gather(-1, tgt[:, None])[:, 0].tolist()
+        self.usage.prompt_tokens += sum(len(g.ids) for g in batch) + sum(len(c) for _, c in rows)
+        return _split(batch, [LoglikelihoodResult(sum(v), sum(v) / len(v), len(v)) for v in lp])
+
+    def _score_plain(self, batch: list[_Group], cache: MediaFeatures) -> list[list[LoglikelihoodResult]]:
+        """Baseline: one forward over prompt + continuation rows, left-padded (continuations end last)."""
+        seqs = [g.ids + c for g in batch for c in g.conts]
+        media = [m for g in batch for _ in g.conts for m in g.media]
+        conts = [c for g in batch for c in g.conts]
+        n_max = max(len(c) for c in conts)
+        with torch.inference_mode():
+            embeds, mask = self._embed(seqs, media, cache)
+            pos = (mask.cumsum(-1) - 1).clamp(min=0)
+            kw = {"logits_to_keep": n_max + 1} if self._prefill_kwargs else {}
+            logits = self.model.llm(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, **kw).logits
+            logp = torch.log_softmax(logits[:, -(n_max + 1):-1].float(), -1)
+        res = []
+        for j, c in enumerate(conts):
+            v = logp[j, n_max - len(c):].gather(-1, torch.tensor(c, device=logp.device)[:, None])[:, 0]
+            res.append(LoglikelihoodResult(float(v.sum()), float(v.mean()), len(c)))
+        self.usage.prompt_tokens += sum(len(s) for s in seqs)
+        return _split(batch, res)
+
+
+class _Group:
+    """The requests of one loglikelihood call that share a prompt: its ids, media, and continuations."""
+
+    def __init__(self, ids: list[int], media: list[MediaRef]) -> None:
+        self.ids, self.media = ids, media
+        self.index: list[int] = []
+        self.conts: list[list[int]] = []
+
+
+def _split(batch: list[_Group], flat: list[LoglikelihoodResult]) -> list[list[LoglikelihoodResult]]:
+    out, k = [], 0
+    for g in batch:
+        out.append(flat[k:k + len(g.conts)])
+        k += len(g.conts)
+    return out

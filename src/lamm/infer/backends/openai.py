@@ -1,0 +1,279 @@
+"""``openai:MODEL@URL``: any OpenAI-compatible chat-completions server, over httpx.
+
+* ``URL`` is the API base (``https://api.openai.com/v1``, ``http://127.0.0.1:8000/v1``); without
+  ``@URL`` the base is ``$OPENAI_BASE_URL`` or OpenAI's. The key is the ``api_key`` option, else
+  ``$OPENAI_API_KEY`` (a local server needs none).
+* Images go as base64 ``data:`` URLs (the file's own bytes when it has a path, else PNG). Point clouds
+  go as ``lamm``'s extension part ``{"type": "point_cloud_url", ...}`` (see ``lamm.infer.server``);
+  only a lamm server understands it, so ``point_clouds="error"`` refuses them up front instead.
+* Requests run on ``concurrency`` threads; a connection error, a timeout, 408/409/429 or a 5xx is
+  retried ``max_retries`` times with exponential backoff (``Retry-After`` honoured); any other 4xx
+  fails at once. A request that still fails raises :class:`OpenAIError` naming the server, the status
+  and the server's message. Token counts come from the responses' ``usage``.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import mimetypes
+import os
+import random
+import re
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from lamm.conversation import Conversation, MediaRef
+from lamm.infer.engine import BACKENDS, Engine, GenerateRequest, GenerationSettings, ProgressFn
+from lamm.media import resolve_media_path
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+class OpenAIError(RuntimeError):
+    """A request to an OpenAI-compatible server failed (after retries where retrying made sense)."""
+
+
+def parse_target(target: str) -> tuple[str, str]:
+    """``"MODEL@URL"`` → ``(MODEL, URL)``; without ``@`` the URL is ``$OPENAI_BASE_URL`` or OpenAI's.
+
+    >>> parse_target("gpt-4o@http://127.0.0.1:8000/v1")
+    ('gpt-4o', 'http://127.0.0.1:8000/v1')
+    """
+    m = re.match(r"^(.*?)@(\w+://.*)$", target)
+    model, url = (m.group(1), m.group(2)) if m else (target, os.environ.get("OPENAI_BASE_URL", DEFAULT_BASE_URL))
+    if not model:
+        raise ValueError(f"openai spec {target!r}: give a model name, e.g. openai:gpt-4o@http://host:8000/v1")
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"openai spec {target!r}: the URL after '@' must start with http:// or https://")
+    return model, url.rstrip("/")
+
+
+def media_data_url(ref: MediaRef, root: str | None) -> str:
+    """A ``data:`` URL of an image (mime type from the file) or a point cloud (``.npy``)."""
+    if ref.modality == "pcl":
+        import numpy as np
+
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(ref.load(root), dtype=np.float32), allow_pickle=False)
+        return "data:application/x-npy;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    if ref.data is None and ref.path is not None:
+        # the file's own bytes: no re-encoding, so the server sees exactly the file
+        p = resolve_media_path(ref.path, root)
+        mime = mimetypes.guess_type(p.name)[0]
+        if mime and mime.startswith("image/"):
+            ref.load(root)  # validates the image (a clear MediaError naming the file) before sending it
+            return f"data:{mime};base64," + base64.b64encode(Path(p).read_bytes()).decode("ascii")
+    buf = io.BytesIO()
+    ref.load(root).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def conversation_messages(conv: Conversation, root: str | None, point_clouds: str = "extension") -> list[dict]:
+    """OpenAI chat ``messages`` for a conversation: system, then turns with media parts first."""
+    out: list[dict[str, Any]] = [{"role": "system", "content": conv.system_text}] if conv.system_text else []
+    for m in conv.messages:
+        if not m.media:
+            out.append({"role": m.role, "content": m.content})
+            continue
+        parts: list[dict[str, Any]] = []
+        for ref in m.media:
+            if ref.modality == "pcl":
+                if point_clouds == "error":
+                    raise ValueError("this OpenAI-compatible backend was set to refuse point clouds "
+                                     "(point_clouds='error'); only a lamm server accepts them")
+                parts.append({"type": "point_cloud_url", "point_cloud_url": {"url": media_data_url(ref, root)}})
+            else:
+                parts.append({"type": "image_url", "image_url": {"url": media_data_url(ref, root)}})
+        parts.append({"type": "text", "text": m.content})
+        out.append({"role": m.role, "content": parts})
+    return out
+
+
+@BACKENDS.register("openai")
+class OpenAIEngine(Engine):
+    """Chat completions from an OpenAI-compatible server. Options: ``api_key``, ``concurrency`` (8),
+    ``timeout`` (seconds, 120), ``max_retries`` (5), ``backoff`` (first wait, seconds, 1.0),
+    ``point_clouds`` ("extension" | "error"), ``transport`` (an httpx transport, for tests)."""
+
+    def __init__(self, target: str, media_root: str | None = None, api_key: str | None = None,
+                 concurrency: int = 8, timeout: float = 120.0, max_retries: int = 5, backoff: float = 1.0,
+                 point_clouds: str = "extension", transport: httpx.BaseTransport | None = None,
+                 **unknown: Any) -> None:
+        super().__init__(media_root)
+        if unknown:
+            raise ValueError(f"openai backend: unknown option(s) {sorted(unknown)}; known: api_key, "
+                             "concurrency, timeout, max_retries, backoff, point_clouds")
+        if point_clouds not in ("extension", "error"):
+            raise ValueError(f"point_clouds must be 'extension' or 'error', got {point_clouds!r}")
+        self.model, self.base_url = parse_target(target)
+        key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.concurrency = max(1, int(concurrency))
+        self.max_retries, self.backoff, self.point_clouds = int(max_retries), float(backoff), point_clouds
+        self._client = httpx.Client(base_url=self.base_url, headers=headers, transport=transport,
+                                    timeout=httpx.Timeout(float(timeout), connect=min(10.0, float(timeout))),
+                                    limits=httpx.Limits(max_connections=self.concurrency))
+        self._lock = threading.Lock()  # guards usage counters updated from worker threads
+
+    def fingerprint(self) -> str:
+        # a remote model's weights are not ours to hash; its name and server are its identity
+        return f"openai:{self.model}@{self.base_url}"
+
+    def _payload(self, req: GenerateRequest, stream: bool = False) -> dict[str, Any]:
+        s: GenerationSettings = req.settings
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": conversation_messages(req.conversation, self.media_root, self.point_clouds),
+            "max_tokens": s.max_new_tokens,
+            "temperature": max(0.0, s.temperature),
+        }
+        if s.top_p < 1.0:
+            body["top_p"] = s.top_p
+        if s.stop:
+            body["stop"] = s.stop[:4]  # OpenAI accepts at most four; the rest are cut client-side
+        if s.seed is not None:
+            body["seed"] = s.seed
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+    def _wait(self, attempt: int, response: httpx.Response | None) -> float:
+        after = response.headers.get("retry-after") if response is not None else None
+        if after:
+            try:
+                return min(60.0, float(after))
+            except ValueError:
+                pass
+        # exponential backoff with jitter, so parallel workers do not retry in lockstep
+        return min(60.0, self.backoff * (2 ** attempt)) * (0.5 + random.random() / 2)
+
+    def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            resp = None
+            try:
+                resp = self._client.post("/chat/completions", json=body)
+            except (httpx.TransportError, httpx.TimeoutException) as e:
+                last = f"{type(e).__name__}: {e}"
+            else:
+                if resp.status_code == 200:
+                    return resp.json()
+                last = f"HTTP {resp.status_code}: {_error_message(resp)}"
+                if resp.status_code not in RETRY_STATUS:
+                    break
+            if attempt < self.max_retries:
+                time.sleep(self._wait(attempt, resp))
+        with self._lock:
+            self.usage.failures += 1
+        raise OpenAIError(f"{self.base_url}/chat/completions (model {self.model!r}) failed after "
+                          f"{attempt + 1} attempt(s): {last}")
+
+    def _one(self, req: GenerateRequest) -> str:
+        data = self._post(self._payload(req))
+        try:
+            text = data["choices"][0]["message"]["content"] or ""
+        except (KeyError, IndexError, TypeError):
+            raise OpenAIError(f"{self.base_url}: response has no choices[0].message.content: "
+                              f"{json.dumps(data)[:300]}") from None
+        self._account(data.get("usage"))
+        return _cut_at_stop(text, req.settings.stop)
+
+    def _account(self, usage: dict | None) -> None:
+        with self._lock:
+            self.usage.requests += 1
+            if usage:
+                self.usage.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+                self.usage.completion_tokens += int(usage.get("completion_tokens") or 0)
+
+    def generate(self, requests: list[GenerateRequest], progress: ProgressFn | None = None) -> list[str]:
+        if not requests:
+            return []
+        out: list[str] = [""] * len(requests)
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests))) as pool:
+            futures = [pool.submit(self._one, r) for r in requests]
+            try:
+                for i, fut in enumerate(futures):  # in request order; the first failure propagates
+                    out[i] = fut.result()
+                    if progress:
+                        progress(1)
+            except BaseException:
+                for fut in futures:  # queued requests would each retry against a failing server
+                    fut.cancel()
+                raise
+        return out
+
+    def stream(self, request: GenerateRequest) -> Iterator[str]:
+        """Server-sent events from ``stream=true``; retried only before the first piece arrives."""
+        body = self._payload(request, stream=True)
+        stops = request.settings.stop
+        for attempt in range(self.max_retries + 1):
+            try:
+                with self._client.stream("POST", "/chat/completions", json=body) as resp:
+                    if resp.status_code != 200:
+                        resp.read()
+                        if resp.status_code in RETRY_STATUS and attempt < self.max_retries:
+                            time.sleep(self._wait(attempt, resp))
+                            continue
+                        with self._lock:
+                            self.usage.failures += 1
+                        raise OpenAIError(f"{self.base_url}/chat/completions (model {self.model!r}) "
+                                          f"streaming failed: HTTP {resp.status_code}: {_error_message(resp)}")
+                    yield from self._read_sse(resp, stops)
+                    return
+            except (httpx.TransportError, httpx.TimeoutException) as e:
+                if attempt >= self.max_retries:
+                    raise OpenAIError(f"{self.base_url}: streaming failed after {attempt + 1} attempt(s): {e}") from e
+                time.sleep(self._wait(attempt, None))
+
+    def _read_sse(self, resp: httpx.Response, stops: list[str]) -> Iterator[str]:
+        text, sent, usage = "", 0, None
+        for line in resp.iter_lines():
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                break
+            chunk = json.loads(data)
+            usage = chunk.get("usage") or usage
+            for choice in chunk.get("choices") or []:
+                text += (choice.get("delta") or {}).get("content") or ""
+            # hold back text that may be the start of a stop string, so a stop is never half-printed
+            cut = _cut_at_stop(text, stops)
+            if len(cut) < len(text):
+                text = cut
+                break
+            safe = len(text) - max((len(s) - 1 for s in stops if s), default=0)
+            if safe > sent:
+                yield text[sent:safe]
+                sent = safe
+        if len(text) > sent:
+            yield text[sent:]
+        self._account(usage)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _cut_at_stop(text: str, stops: list[str]) -> str:
+    cut = min((text.index(s) for s in stops if s and s in text), default=len(text))
+    return text[:cut]
+
+
+def _error_message(resp: httpx.Response) -> str:
+    try:
+        err = resp.json().get("error")
+        if isinstance(err, dict):
+            return str(err.get("message") or err)
+        return str(err or resp.text[:300])
+    except (ValueError, AttributeError):
+        return resp.text[:300]

@@ -1,0 +1,228 @@
+"""Chat: a multi-turn session over one image or point cloud, the terminal loop, and batch JSONL mode.
+
+A LAMM model sees one image or point cloud at the start of the first turn (``reference/LAMM.md`` §1),
+so attaching new media starts a new conversation about it; text turns accumulate as history.
+
+Batch mode reads questions (JSONL lines ``{"question_id", "text", "image" | "pcl"}``) and appends one
+answer line per question (``{"question_id", "prompt", "answer", "model", "image" | "pcl"}``), flushed
+to disk as each answer is made. Re-running with the same answers file resumes: answered ids are
+skipped, and a truncated last line (a run killed mid-write) is dropped by rewriting the file
+atomically without it, which the summary reports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from lamm.conversation import Conversation, MediaRef, Message
+from lamm.fileio import FileFormatError, write_text_atomic
+from lamm.infer.engine import Engine, GenerateRequest, GenerationSettings
+
+HELP = ("commands: /image PATH (new chat about an image), /pcl PATH (new chat about a point cloud), "
+        "/reset (forget the history, keep the media), /quit")
+
+
+class ChatSession:
+    """History of one chat. :meth:`ask` streams the reply and records the turn."""
+
+    def __init__(self, engine: Engine, settings: GenerationSettings | None = None,
+                 task_type: str = "normal", system: str | None = None) -> None:
+        self.engine = engine
+        self.settings = settings or GenerationSettings()
+        self.task_type, self.system = task_type, system
+        self.media: MediaRef | None = None
+        self.messages: list[Message] = []
+
+    def attach(self, modality: str, path: str) -> None:
+        """Load the media now (so a bad path fails here, not mid-answer) and start a new conversation."""
+        ref = MediaRef(modality, path=path)  # type: ignore[arg-type]
+        ref.load(self.engine.media_root)
+        self.media = ref
+        self.messages = []
+
+    def reset(self) -> None:
+        self.messages = []
+
+    def conversation(self, question: str) -> Conversation:
+        first = not self.messages
+        msg = Message("user", question, [self.media] if first and self.media else [])
+        return Conversation(self.messages + [msg], task_type=self.task_type, system=self.system)
+
+    def ask(self, question: str) -> Iterator[str]:
+        """Yield the reply in pieces; the turn enters the history once the reply is complete."""
+        conv = self.conversation(question)
+        pieces: list[str] = []
+        for piece in self.engine.stream(GenerateRequest(conv, self.settings)):
+            pieces.append(piece)
+            yield piece
+        reply = "".join(pieces).strip()
+        self.messages = conv.messages + [Message("assistant", reply)]
+
+
+def run_interactive(session: ChatSession, read: Callable[[str], str], write: Callable[[str], None]) -> None:
+    """The terminal loop. ``read(prompt)`` returns a line (EOFError ends); ``write(text)`` prints
+    without adding a newline. Errors of one turn (a bad path) are printed and the loop goes on."""
+    from lamm.media import MediaError
+
+    write(f"lamm chat — {session.engine.spec or type(session.engine).__name__}. {HELP}\n")
+    while True:
+        try:
+            line = read("you> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            write("\n")
+            return
+        if not line:
+            continue
+        cmd, _, arg = line.partition(" ")
+        try:
+            if cmd in ("/quit", "/exit"):
+                return
+            if cmd == "/help":
+                write(HELP + "\n")
+            elif cmd in ("/image", "/pcl"):
+                if not arg.strip():
+                    write(f"usage: {cmd} PATH\n")
+                    continue
+                session.attach(cmd[1:], arg.strip())
+                write(f"[new conversation about {cmd[1:]} {arg.strip()}]\n")
+            elif cmd == "/reset":
+                session.reset()
+                write("[history cleared]\n")
+            elif cmd.startswith("/"):
+                write(f"unknown command {cmd}; {HELP}\n")
+            else:
+                write("lamm> ")
+                for piece in session.ask(line):
+                    write(piece)
+                write("\n")
+        except (MediaError, ValueError, OSError) as e:
+            write(f"error: {e}\n")
+
+
+# -------------------------------------------------------------------------------------- batch mode
+@dataclass
+class BatchSummary:
+    """What a batch run did: counts of questions, answers written now, ids skipped as already done."""
+
+    questions: int = 0
+    answered: int = 0
+    skipped_done: int = 0
+    dropped_truncated_line: bool = False
+    answers_path: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def read_questions(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Questions JSONL; each line needs ``question_id`` and ``text`` and at most one of image / pcl."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: questions file not found")
+    rows, seen = [], set()
+    for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise FileFormatError(f"{p}:{lineno}: invalid JSON ({e.msg})") from None
+        if not isinstance(row, dict):
+            raise FileFormatError(f"{p}:{lineno}: expected a JSON object")
+        for key in ("question_id", "text"):
+            if key not in row:
+                raise FileFormatError(f"{p}:{lineno}: missing field {key!r}")
+        if not isinstance(row["text"], str) or not row["text"].strip():
+            raise FileFormatError(f"{p}:{lineno}: field 'text' must be a non-empty string")
+        if row.get("image") and row.get("pcl"):
+            raise FileFormatError(f"{p}:{lineno}: give 'image' or 'pcl', not both")
+        qid = str(row["question_id"])
+        if qid in seen:
+            raise FileFormatError(f"{p}:{lineno}: duplicate question_id {qid!r}")
+        seen.add(qid)
+        rows.append(row)
+    return rows
+
+
+def load_done(path: str | os.PathLike) -> tuple[set[str], bool]:
+    """Ids already answered in ``path``, and whether a truncated last line was dropped.
+
+    Only the *last* line may be broken (a writer killed mid-line); it is removed by rewriting the file
+    atomically. A broken line elsewhere means the file is not ours to repair: that is an error.
+    """
+    p = Path(path)
+    if not p.exists():
+        return set(), False
+    text = p.read_text(encoding="utf-8")
+    lines = text.split("\n")
+    done, keep, dropped = set(), [], False
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            ok = isinstance(row, dict) and "question_id" in row
+        except json.JSONDecodeError:
+            ok = False
+        if not ok:
+            is_last = all(not rest.strip() for rest in lines[i + 1:])
+            if not is_last:
+                raise FileFormatError(f"{p}:{i + 1}: not a valid answer line (and not the last line); "
+                                      "fix or remove it, then run again")
+            dropped = True
+            break
+        done.add(str(row["question_id"]))
+        keep.append(line)
+    if dropped or (text and not text.endswith("\n")):
+        write_text_atomic(p, "".join(k + "\n" for k in keep))
+    return done, dropped
+
+
+def question_request(row: dict[str, Any], settings: GenerationSettings, task_type: str) -> GenerateRequest:
+    media = [MediaRef(k, path=str(row[k])) for k in ("image", "pcl") if row.get(k)]  # type: ignore[arg-type]
+    conv = Conversation.single_turn(row["text"], media, task_type=row.get("task_type", task_type),
+                                    id=str(row["question_id"]))
+    return GenerateRequest(conv, settings)
+
+
+def run_batch(engine: Engine, questions: str | os.PathLike, answers: str | os.PathLike,
+              settings: GenerationSettings | None = None, task_type: str = "normal", chunk: int = 16,
+              progress: Callable[[int, int], None] | None = None) -> BatchSummary:
+    """Answer every question not yet in ``answers``, ``chunk`` at a time (one engine call per chunk,
+    which the engine batches); each answer line is appended and flushed as soon as it exists.
+
+    ``progress(done, total)`` is called after each chunk.
+    """
+    settings = settings or GenerationSettings()
+    rows = read_questions(questions)
+    done, dropped = load_done(answers)
+    todo = [r for r in rows if str(r["question_id"]) not in done]
+    summary = BatchSummary(questions=len(rows), skipped_done=len(rows) - len(todo),
+                           dropped_truncated_line=dropped, answers_path=str(answers))
+    if dropped:
+        summary.notes.append(f"{answers}: dropped a truncated last line (an interrupted write); "
+                             "its question is answered again")
+    Path(answers).parent.mkdir(parents=True, exist_ok=True)
+    with open(answers, "a", encoding="utf-8") as fh:
+        for start in range(0, len(todo), max(1, chunk)):
+            part = todo[start:start + chunk]
+            texts = engine.generate([question_request(r, settings, task_type) for r in part])
+            for row, text in zip(part, texts):
+                _append(fh, row, text, engine.spec)
+                summary.answered += 1
+            if progress:
+                progress(summary.skipped_done + summary.answered, len(rows))
+    return summary
+
+
+def _append(fh: TextIO, row: dict[str, Any], answer: str, model: str) -> None:
+    out = {"question_id": row["question_id"], "prompt": row["text"], "answer": answer, "model": model}
+    for k in ("image", "pcl"):
+        if row.get(k):
+            out[k] = row[k]
+    fh.write(json.dumps(out, ensure_ascii=False) + "\n")
+    fh.flush()
+    os.fsync(fh.fileno())

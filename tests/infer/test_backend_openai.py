@@ -1,0 +1,117 @@
+"""The ``openai:`` backend: against our own server (dummy model) and against scripted HTTP failures."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import httpx
+import pytest
+
+from lamm.conversation import Conversation, MediaRef
+from lamm.infer.backends.openai import OpenAIError, conversation_messages, parse_target
+from lamm.infer.engine import GenerateRequest, GenerationSettings, load_engine
+from lamm.infer.server import ServerConfig, create_app
+
+
+def _req(text: str = "hi", media=None, **settings) -> GenerateRequest:
+    return GenerateRequest(Conversation.single_turn(text, media or []), GenerationSettings(**settings))
+
+
+def test_parse_target(monkeypatch):
+    assert parse_target("m@http://h:1/v1/") == ("m", "http://h:1/v1")
+    assert parse_target("org/m@name@https://h/v1") == ("org/m@name", "https://h/v1")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://x/v1")
+    assert parse_target("gpt-4o") == ("gpt-4o", "http://x/v1")
+    with pytest.raises(ValueError, match="model name"):
+        parse_target("@http://h/v1")
+
+
+def test_round_trip_through_our_server(image_file, pcl_file, run_uvicorn):
+    dummy = load_engine("dummy")
+    app = create_app(dummy, ServerConfig(model_name="dummy"))
+    with run_uvicorn(app) as url:
+        eng = load_engine(f"openai:dummy@{url}/v1", concurrency=3)
+        reqs = [_req(f"question {i}") for i in range(5)]
+        reqs.append(_req("what is it?", [MediaRef("image", path=str(image_file))]))
+        reqs.append(_req("what is it?", [MediaRef("pcl", path=str(pcl_file))]))
+        got = eng.generate(reqs)
+        # the server's dummy sees media as loaded data (no path), so compare text-only answers exactly
+        assert got[:5] == dummy.generate(reqs[:5])
+        assert all(a.startswith("The answer is (") for a in got)
+        assert eng.usage.requests == 7 and eng.usage.completion_tokens > 0
+        streamed = "".join(eng.stream(_req("question 0")))
+        assert streamed == got[0]
+        stopped = eng.generate([_req("question 0", stop=["]"])])[0]
+        assert stopped == got[0][: got[0].index("]")]
+        assert eng.fingerprint() == f"openai:dummy@{url}/v1"
+        eng.close()
+
+
+def test_images_sent_as_data_urls(image_file):
+    msgs = conversation_messages(Conversation.single_turn("q", [MediaRef("image", path=str(image_file))]), None)
+    part = msgs[-1]["content"][0]
+    assert part["type"] == "image_url"
+    head, data = part["image_url"]["url"].split(",", 1)
+    assert head == "data:image/png;base64" and base64.b64decode(data) == image_file.read_bytes()
+    assert msgs[0]["role"] == "system" and msgs[-1]["content"][1] == {"type": "text", "text": "q"}
+
+
+def _scripted(statuses: list[int], seen: list[dict]) -> httpx.MockTransport:
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append({"body": json.loads(request.content), "auth": request.headers.get("authorization")})
+        status = statuses.pop(0) if statuses else 200
+        if status != 200:
+            return httpx.Response(status, json={"error": {"message": f"scripted {status}"}})
+        return httpx.Response(200, json={"choices": [{"message": {"content": "ok"}}],
+                                         "usage": {"prompt_tokens": 7, "completion_tokens": 2}})
+    return httpx.MockTransport(handler)
+
+
+def test_retries_with_backoff_then_succeeds(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    seen: list[dict] = []
+    eng = load_engine("openai:m@http://fake/v1", transport=_scripted([503, 429], seen), backoff=0.001)
+    assert eng.generate([_req(max_new_tokens=5, temperature=0.7, seed=3)]) == ["ok"]
+    assert len(seen) == 3 and seen[0]["auth"] == "Bearer sk-test"
+    body = seen[-1]["body"]
+    assert body["max_tokens"] == 5 and body["temperature"] == 0.7 and body["seed"] == 3 and body["model"] == "m"
+    assert (eng.usage.prompt_tokens, eng.usage.completion_tokens, eng.usage.requests) == (7, 2, 1)
+
+
+def test_gives_up_after_retries_with_clear_message():
+    seen: list[dict] = []
+    eng = load_engine("openai:m@http://fake/v1", transport=_scripted([500] * 10, seen), max_retries=2, backoff=0.001)
+    with pytest.raises(OpenAIError, match=r"failed after 3 attempt\(s\): HTTP 500: scripted 500"):
+        eng.generate([_req()])
+    assert len(seen) == 3 and eng.usage.failures == 1
+
+
+def test_client_errors_are_not_retried():
+    seen: list[dict] = []
+    eng = load_engine("openai:m@http://fake/v1", transport=_scripted([400], seen), backoff=0.001)
+    with pytest.raises(OpenAIError, match="HTTP 400"):
+        eng.generate([_req()])
+    assert len(seen) == 1
+
+
+def test_connection_refused_is_retried_then_raised(free_port):
+    eng = load_engine(f"openai:m@http://127.0.0.1:{free_port()}/v1", max_retries=1, backoff=0.001, timeout=2)
+    with pytest.raises(OpenAIError, match="ConnectError"):
+        eng.generate([_req()])
+
+
+def test_unknown_option_is_an_error():
+    with pytest.raises(ValueError, match="unknown option"):
+        load_engine("openai:m@http://fake/v1", temprature=1)
+
+
+def test_vllm_missing_gives_install_hint():
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        pass
+    else:  # pragma: no cover - only where vLLM is installed
+        pytest.skip("vLLM is installed here")
+    with pytest.raises(ValueError, match="pip install vllm"):
+        load_engine("vllm:some/model")

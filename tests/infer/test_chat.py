@@ -1,0 +1,197 @@
+"""``lamm chat``: batch mode with resume, and the interactive terminal driven through a pseudo-terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from lamm.fileio import FileFormatError
+from lamm.infer.chat import ChatSession, load_done, run_batch
+from lamm.infer.engine import load_engine
+
+
+def _questions(tmp_path: Path, image_file: Path, pcl_file: Path) -> Path:
+    rows = [{"question_id": f"q{i}", "text": f"question number {i}?"} for i in range(5)]
+    rows[1]["image"] = str(image_file)
+    rows[3]["pcl"] = str(pcl_file)
+    p = tmp_path / "questions.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return p
+
+
+class Interrupted(RuntimeError):
+    pass
+
+
+class DiesAfter:
+    """Wraps an engine; raises on the (n+1)-th generate call, like a run killed mid-way."""
+
+    def __init__(self, engine, n: int) -> None:
+        self.engine, self.n = engine, n
+        self.spec, self.media_root = engine.spec, engine.media_root
+
+    def generate(self, requests, progress=None):
+        if self.n == 0:
+            raise Interrupted("killed")
+        self.n -= 1
+        return self.engine.generate(requests, progress)
+
+
+def _rows(p: Path) -> list[dict]:
+    return [json.loads(line) for line in p.read_text().splitlines()]
+
+
+def test_batch_answers_every_question(tmp_path, image_file, pcl_file):
+    q = _questions(tmp_path, image_file, pcl_file)
+    out = tmp_path / "answers.jsonl"
+    s = run_batch(load_engine("dummy"), q, out, chunk=2)
+    assert (s.questions, s.answered, s.skipped_done, s.dropped_truncated_line) == (5, 5, 0, False)
+    rows = _rows(out)
+    assert [r["question_id"] for r in rows] == [f"q{i}" for i in range(5)]
+    assert rows[1]["image"] == str(image_file) and rows[3]["pcl"] == str(pcl_file) and "image" not in rows[0]
+    assert rows[0]["model"] == "dummy" and rows[0]["prompt"] == "question number 0?"
+    assert all(r["answer"].startswith("The answer is (") for r in rows)
+
+
+def test_batch_resumes_after_interruption_and_truncated_line(tmp_path, image_file, pcl_file):
+    q = _questions(tmp_path, image_file, pcl_file)
+    clean = tmp_path / "clean.jsonl"
+    run_batch(load_engine("dummy"), q, clean, chunk=1)
+    out = tmp_path / "answers.jsonl"
+    with pytest.raises(Interrupted):
+        run_batch(DiesAfter(load_engine("dummy"), 2), q, out, chunk=1)
+    assert len(_rows(out)) == 2  # flushed as made: nothing answered before the kill was lost
+    with open(out, "a") as fh:  # the kill landed mid-write of the third line
+        fh.write('{"question_id": "q2", "prompt": "quest')
+    s = run_batch(load_engine("dummy"), q, out, chunk=1)
+    assert s.dropped_truncated_line and s.skipped_done == 2 and s.answered == 3
+    assert "truncated" in s.notes[0]
+    assert _rows(out) == _rows(clean)
+    again = run_batch(load_engine("dummy"), q, out)
+    assert (again.answered, again.skipped_done) == (0, 5)
+
+
+def test_broken_line_in_the_middle_is_an_error(tmp_path):
+    p = tmp_path / "a.jsonl"
+    p.write_text('{"question_id": "a"}\nnot json\n{"question_id": "b"}\n')
+    with pytest.raises(FileFormatError, match=r"a.jsonl:2"):
+        load_done(p)
+
+
+def test_bad_questions_are_reported(tmp_path):
+    p = tmp_path / "q.jsonl"
+    p.write_text('{"question_id": 1, "text": "a"}\n{"question_id": 1, "text": "b"}\n')
+    with pytest.raises(FileFormatError, match="duplicate question_id"):
+        run_batch(load_engine("dummy"), p, tmp_path / "a.jsonl")
+    p.write_text('{"question_id": 1}\n')
+    with pytest.raises(FileFormatError, match=r"q.jsonl:1: missing field 'text'"):
+        run_batch(load_engine("dummy"), p, tmp_path / "a.jsonl")
+
+
+def test_cli_batch_mode(tmp_path, image_file, pcl_file):
+    from lamm.cli.main import app
+
+    q = _questions(tmp_path, image_file, pcl_file)
+    out = tmp_path / "answers.jsonl"
+    res = CliRunner().invoke(app, ["chat", "--model", "dummy", "--questions", str(q), "--answers", str(out),
+                                   "--max-new-tokens", "16"])
+    assert res.exit_code == 0, res.output
+    assert "5 answered" in res.output and len(_rows(out)) == 5
+    res = CliRunner().invoke(app, ["chat", "--model", "nope:x", "--questions", str(q), "--answers", str(out)])
+    assert res.exit_code == 2 and "unknown backend" in res.output
+
+
+def test_session_keeps_history_and_media_on_turn_one(image_file):
+    s = ChatSession(load_engine("dummy"))
+    s.attach("image", str(image_file))
+    a1 = "".join(s.ask("what is it?"))
+    a2 = "".join(s.ask("and its colour?"))
+    conv = s.conversation("third")
+    assert [m.role for m in conv.messages] == ["user", "assistant", "user", "assistant", "user"]
+    assert conv.messages[1].content == a1 and conv.messages[3].content == a2
+    assert conv.messages[0].media and not conv.messages[2].media
+    s.reset()
+    assert s.messages == [] and s.media is not None
+
+
+class Terminal:
+    """A child process on a pseudo-terminal: ``expect`` text, ``send`` lines."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self.master, slave = pty.openpty()
+        env = dict(os.environ, TERM="dumb", COLUMNS="200", NO_COLOR="1", PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
+        os.close(slave)
+        self.buffer = ""
+
+    def expect(self, text: str, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while text not in self.buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"did not see {text!r}; screen so far:\n{self.buffer}")
+            ready, _, _ = select.select([self.master], [], [], left)
+            if ready:
+                try:
+                    self.buffer += os.read(self.master, 4096).decode("utf-8", "replace").replace("\r\n", "\n")
+                except OSError:  # the child closed the terminal
+                    break
+        assert text in self.buffer, self.buffer
+        before, _, self.buffer = self.buffer.partition(text)
+        return before
+
+    def send(self, line: str) -> None:
+        os.write(self.master, (line + "\n").encode())
+
+    def close(self) -> int:
+        try:
+            return self.proc.wait(timeout=10)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            os.close(self.master)
+
+
+def test_interactive_chat_on_a_terminal(tmp_path, image_file, pcl_file):
+    argv = [sys.executable, "-c", "from lamm.cli.main import app; app()", "chat", "--model", "dummy",
+            "--image", str(image_file)]
+    # the answers the session should stream, computed in-process with the same engine
+    ref = ChatSession(load_engine("dummy"))
+    ref.attach("image", str(image_file))
+    want1, want2 = "".join(ref.ask("what is it?")), "".join(ref.ask("and then?"))
+    ref.attach("pcl", str(pcl_file))
+    want3 = "".join(ref.ask("what shape?"))
+
+    term = Terminal(argv)
+    try:
+        term.expect("/quit")
+        term.expect("you> ")
+        term.send("what is it?")
+        term.expect("lamm> ")
+        assert term.expect("you> ").strip() == want1
+        term.send("and then?")  # second turn: the history changes the answer
+        term.expect("lamm> ")
+        assert term.expect("you> ").strip() == want2
+        term.send(f"/pcl {tmp_path / 'missing.npy'}")
+        shown = term.expect("you> ")
+        assert "error:" in shown and "not found" in shown
+        term.send(f"/pcl {pcl_file}")
+        assert "new conversation" in term.expect("you> ")
+        term.send("what shape?")
+        term.expect("lamm> ")
+        assert term.expect("you> ").strip() == want3
+        term.send("/reset")
+        assert "history cleared" in term.expect("you> ")
+        term.send("/quit")
+    finally:
+        code = term.close()
+    assert code == 0

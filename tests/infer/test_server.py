@@ -1,0 +1,191 @@
+"""The OpenAI-compatible server, driven by the official ``openai`` client, on the tiny lamm model."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import openai
+import pytest
+from PIL import Image
+
+from lamm.conversation import Conversation, MediaRef
+from lamm.infer.engine import GenerateRequest, GenerationSettings, load_engine
+from lamm.infer.server import ServerConfig, ServerLimits, create_app
+
+
+def _png_url(size: tuple[int, int], colour: str = "red") -> str:
+    buf = io.BytesIO()
+    Image.new("RGB", size, colour).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _npy_url(points: np.ndarray) -> str:
+    buf = io.BytesIO()
+    np.save(buf, points)
+    return "data:application/x-npy;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+@pytest.fixture(scope="module")
+def served(tiny_model_dir, tmp_path_factory, run_uvicorn):
+    root = tmp_path_factory.mktemp("served_media")
+    Image.new("RGB", (40, 40), "green").save(root / "green.png")
+    (root.parent / "secret.png").write_bytes((root / "green.png").read_bytes())
+    engine = load_engine(f"lamm:{tiny_model_dir}", device="cpu")
+    limits = ServerLimits(max_body_bytes=300_000, max_tokens=64, max_image_pixels=128 * 128, max_media=2)
+    app = create_app(engine, ServerConfig(model_name="tiny", media_roots=[str(root)], limits=limits))
+    with run_uvicorn(app) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=60)
+        yield client, engine, url
+    engine.close()
+
+
+def _expected(engine, text: str, media=None, max_tokens: int = 8) -> str:
+    req = GenerateRequest(Conversation.single_turn(text, media or []), GenerationSettings(max_new_tokens=max_tokens))
+    return engine.generate([req])[0]
+
+
+def test_models_lists_the_served_model(served):
+    client, _, _ = served
+    assert [m.id for m in client.models.list().data] == ["tiny"]
+
+
+def test_plain_completion(served):
+    client, engine, _ = served
+    r = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "what is it?"}],
+                                       max_tokens=8, temperature=0)
+    assert r.choices[0].message.content == _expected(engine, "what is it?")
+    assert r.choices[0].finish_reason in ("stop", "length") and r.usage.completion_tokens > 0
+    assert r.usage.prompt_tokens > 0 and r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
+
+
+def test_streaming_completion(served):
+    client, engine, _ = served
+    stream = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "what is it?"}],
+                                            max_tokens=8, temperature=0, stream=True,
+                                            stream_options={"include_usage": True})
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == _expected(engine, "what is it?")
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] in ("stop", "length")
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+
+
+def test_image_content_part(served):
+    client, engine, _ = served
+    url = _png_url((64, 48), "blue")
+    r = client.chat.completions.create(model="tiny", max_tokens=8, temperature=0, messages=[
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}},
+                                     {"type": "text", "text": "what colour?"}]}])
+    img = Image.new("RGB", (64, 48), "blue")
+    assert r.choices[0].message.content == _expected(engine, "what colour?", [MediaRef("image", data=img)])
+
+
+def test_point_cloud_extension_and_media_root_paths(served):
+    client, engine, _ = served
+    pts = np.random.default_rng(1).uniform(size=(800, 6)).astype(np.float32)
+    r = client.chat.completions.create(model="tiny", max_tokens=8, temperature=0, messages=[
+        {"role": "user", "content": [{"type": "point_cloud_url", "point_cloud_url": {"url": _npy_url(pts)}},
+                                     {"type": "text", "text": "what object?"}]}])
+    assert r.choices[0].message.content == _expected(engine, "what object?", [MediaRef("pcl", data=pts)])
+    ok = client.chat.completions.create(model="tiny", max_tokens=4, messages=[
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "green.png"}}]}])
+    assert isinstance(ok.choices[0].message.content, str)
+    for path in ("../secret.png", "/etc/hostname", "file:///etc/hostname"):
+        with pytest.raises(openai.BadRequestError, match="media roots|not found"):
+            client.chat.completions.create(model="tiny", max_tokens=4, messages=[
+                {"role": "user", "content": [{"type": "image_url", "image_url": {"url": path}}]}])
+
+
+@pytest.mark.parametrize("body, code", [
+    ({"messages": []}, "invalid_request"),
+    ({"messages": [{"role": "robot", "content": "hi"}]}, "invalid_request"),
+    ({"messages": [{"role": "assistant", "content": "hi"}]}, None),
+    ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 10_000}, "max_tokens_too_large"),
+    ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x/a.png"}}]}]},
+     "remote_media_refused"),
+    ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,!!"}}]}]},
+     None),
+    ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": _png_url((8, 8))}}] * 3}]},
+     "too_many_media"),
+])
+def test_malformed_requests_are_400_in_openai_shape(served, body, code):
+    _, _, url = served
+    import httpx
+
+    r = httpx.post(f"{url}/v1/chat/completions", json={"model": "tiny", **body}, timeout=30)
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["type"] == "invalid_request_error" and err["message"]
+    if code:
+        assert err["code"] == code
+
+
+def test_oversize_image_is_refused(served):
+    client, _, _ = served
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(model="tiny", max_tokens=4, messages=[
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": _png_url((300, 200))}}]}])
+    assert e.value.status_code == 400 and "60000 pixels" in str(e.value)
+
+
+def test_oversize_body_and_unknown_model(served):
+    client, _, _ = served
+    noisy = np.random.default_rng(0).integers(0, 255, (300, 300, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(noisy).save(buf, format="PNG")  # ~270 KB of noise, base64 > 300 KB
+    url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    with pytest.raises(openai.APIStatusError) as e:
+        client.chat.completions.create(model="tiny", max_tokens=4, messages=[
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}])
+    assert e.value.status_code == 413
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="gpt-9", max_tokens=4, messages=[{"role": "user", "content": "x"}])
+
+
+def test_unsupported_modality_is_a_400(tiny_llava_dir, pcl_file):
+    from fastapi.testclient import TestClient
+
+    engine = load_engine(f"hf:{tiny_llava_dir}", device="cpu")
+    client = TestClient(create_app(engine, ServerConfig(model_name="llava")))
+    pts = np.load(pcl_file)
+    r = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": [
+        {"type": "point_cloud_url", "point_cloud_url": {"url": _npy_url(pts)}}, {"type": "text", "text": "?"}]}]})
+    assert r.status_code == 400 and "point clouds are not supported" in r.json()["error"]["message"]
+
+
+def test_cli_serve_api_runs_and_stops(free_port, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", "from lamm.cli.main import app; app()", "serve", "api",
+                             "--model", "dummy", "--port", str(port), "--model-name", "echo"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise AssertionError(proc.stdout.read().decode() if proc.poll() is not None else "no server")
+                time.sleep(0.1)
+        assert r.json()["data"][0]["id"] == "echo"
+        r = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=10,
+                       json={"model": "echo", "messages": [{"role": "user", "content": "hi"}]})
+        assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"].startswith("The answer is")
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
