@@ -56,3 +56,7 @@ _attach()
 
 def main() -> None:  # pragma: no cover - console entry
     app()
+
+
+if __name__ == "__main__":  # python -m lamm.cli.main (used by tests and torchrun)
+    main()

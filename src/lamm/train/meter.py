@@ -1,0 +1,143 @@
+"""Progress and metrics: a rich progress bar and one JSON line per logged step in ``metrics.jsonl``.
+
+Each row has: ``step``, ``loss`` (mean over the step's supervised tokens), ``lr`` (first group),
+``grad_norm``, ``samples``/``tokens``/``supervised_tokens`` of the step (all ranks), throughput
+(``samples_per_s``, ``tokens_per_s`` — real, non-padding tokens — and ``supervised_tokens_per_s``),
+``mfu`` (model FLOPs utilisation, estimated as ``6 · params · tokens / time / (peak · devices)``; null
+when the peak is unknown, e.g. on a CPU without ``peak_flops`` in the config), ``data_wait`` (share of
+the step spent waiting for the data loader), ``peak_mem_gb`` and ``dropped_samples`` (whole run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lamm.fileio import append_jsonl, write_jsonl_atomic
+
+# Dense peak FLOP/s of one device: (bf16/fp16 tensor cores, fp32 without TF32). Sources: vendor
+# datasheets (SXM parts). Matched by substring of torch.cuda.get_device_name(), first hit wins.
+PEAK_FLOPS: list[tuple[str, float, float]] = [
+    ("H200", 989e12, 67e12),
+    ("H100", 989e12, 67e12),
+    ("A100", 312e12, 19.5e12),
+    ("A10", 125e12, 31.2e12),
+    ("L40", 181e12, 90.5e12),
+    ("L4", 121e12, 30.3e12),
+    ("RTX 4090", 165e12, 82.6e12),
+    ("RTX 3090", 71e12, 35.6e12),
+    ("V100", 125e12, 15.7e12),
+    ("T4", 65e12, 8.1e12),
+]
+
+
+def peak_flops(device: torch.device, precision: str, override: float | None = None) -> float | None:
+    """Peak FLOP/s of one ``device`` at ``precision`` (``bf16``/``fp32``), or ``override``; None if unknown."""
+    if override is not None:
+        return override
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key, bf16, fp32 in PEAK_FLOPS:
+        if key in name:
+            return bf16 if precision == "bf16" else fp32
+    return None
+
+
+def peak_memory_gb(device: torch.device) -> float:
+    """Peak memory of this process in GiB: CUDA allocator peak on a GPU, max RSS on a CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    # ru_maxrss is KiB on Linux.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+class Meter:
+    """Times steps, writes ``metrics.jsonl`` (main process only) and drives the progress bar.
+
+    ``n_params`` is the parameter count used for the FLOPs estimate; ``n_devices`` the world size.
+    """
+
+    def __init__(self, out_dir: str | os.PathLike | None, total_steps: int, start_step: int, n_params: int,
+                 n_devices: int, device: torch.device, precision: str, peak: float | None,
+                 progress: bool | Any = True, is_main: bool = True, log_every: int = 1) -> None:
+        self.path = Path(out_dir) / "metrics.jsonl" if out_dir is not None and is_main else None
+        self.total, self.step0 = total_steps, start_step
+        self.n_params, self.n_devices, self.device = n_params, n_devices, device
+        self.peak = peak_flops(device, precision, peak)
+        self.is_main, self.log_every = is_main, log_every
+        self.rows: list[dict[str, Any]] = []
+        self._t_start = time.perf_counter()
+        self._bar = None
+        self._callback = progress if callable(progress) else None
+        if is_main and progress is True:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                                 TimeRemainingColumn(), transient=False)
+            self._task = self._bar.add_task("train", total=total_steps, completed=start_step, info="")
+            self._bar.start()
+        if self.path is not None:
+            self._truncate_after(start_step)
+
+    def _truncate_after(self, step: int) -> None:
+        """On resume, drop rows logged after the checkpoint (a killed run's tail) so steps never repeat."""
+        assert self.path is not None
+        if not self.path.exists():
+            return
+        rows = [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        write_jsonl_atomic(self.path, [r for r in rows if r.get("step", 0) <= step])
+
+    def log_step(self, step: int, *, loss: float, lr: float, grad_norm: float | None, samples: int, tokens: int,
+                 supervised: int, step_time: float, data_time: float, dropped: int,
+                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Record optimizer step ``step`` (1-based). Counts are over all ranks; times in seconds."""
+        dt = max(step_time, 1e-9)
+        flops = 6.0 * self.n_params * tokens
+        row: dict[str, Any] = {
+            "step": step, "loss": loss, "lr": lr, "grad_norm": grad_norm,
+            "samples": samples, "tokens": tokens, "supervised_tokens": supervised,
+            "samples_per_s": samples / dt, "tokens_per_s": tokens / dt, "supervised_tokens_per_s": supervised / dt,
+            "mfu": (flops / dt / (self.peak * self.n_devices)) if self.peak else None,
+            "step_time_s": step_time, "data_wait": data_time / dt,
+            "peak_mem_gb": round(peak_memory_gb(self.device), 4), "dropped_samples": dropped,
+            "elapsed_s": time.perf_counter() - self._t_start,
+        }
+        if extra:
+            row.update(extra)
+        self.rows.append(row)
+        if self.path is not None and (step % self.log_every == 0 or step == self.total):
+            append_jsonl(self.path, row)
+        if self._bar is not None:
+            self._bar.update(self._task, completed=step,
+                             info=f"loss {loss:.4f} lr {lr:.2e} {row['tokens_per_s']:.0f} tok/s")
+        if self._callback is not None:
+            self._callback(row)
+        return row
+
+    def log_event(self, row: dict[str, Any]) -> None:
+        """Write a non-step row (eval results, checkpoint saved) to ``metrics.jsonl``."""
+        self.rows.append(row)
+        if self.path is not None:
+            append_jsonl(self.path, row)
+        if self._bar is not None and "eval_loss" in row:
+            self._bar.console.print(f"step {row.get('step')}: eval loss {row['eval_loss']:.4f}")
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None

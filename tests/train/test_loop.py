@@ -1,0 +1,102 @@
+"""The loop trains (the loss falls), logs what it promises, mixes data by weight, and sets up the
+optimizer and stages as documented."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+
+import pytest
+import torch
+from _train_helpers import small_train_config
+
+from lamm.train import train
+from lamm.train.config import OptimConfig
+from lamm.train.data import MixtureSampler
+from lamm.train.optim import LRLambda, param_groups
+
+STEP_KEYS = {"step", "loss", "lr", "grad_norm", "samples", "tokens", "supervised_tokens", "samples_per_s",
+             "tokens_per_s", "supervised_tokens_per_s", "mfu", "data_wait", "peak_mem_gb", "dropped_samples"}
+
+
+def test_training_lowers_the_loss_and_logs_metrics(train_data, tmp_path):
+    cfg = small_train_config(train_data, steps=10, data__eval=[{"file": str(train_data)}],
+                             eval={"every": 5, "max_samples": 4}, data__packing=True, peak_flops=1e12)
+    seen = []
+    result = train(cfg, tmp_path / "run", progress=seen.append)
+    losses = result.losses
+    assert len(losses) == 10 and len(seen) == 10
+    assert sum(losses[-3:]) / 3 < 0.75 * sum(losses[:3]) / 3, losses
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in rows if "loss" in r]
+    assert [r["step"] for r in steps] == list(range(1, 11))
+    assert STEP_KEYS <= steps[0].keys()
+    r = steps[-1]
+    assert r["samples"] == 4 and r["tokens"] > r["supervised_tokens"] > 0
+    assert 0 < r["mfu"] < 1 and 0 <= r["data_wait"] <= 1 and r["peak_mem_gb"] > 0
+    evals = [r for r in rows if "eval_loss" in r]
+    assert [e["step"] for e in evals] == [5, 10] and evals[1]["eval_loss"] < evals[0]["eval_loss"] + 0.5
+    assert (tmp_path / "run" / "train_config.yaml").is_file()
+    report = json.loads((tmp_path / "run" / "data_report.json").read_text())
+    assert report["kept"] == 16 and report["dropped"] == 0
+
+
+def test_mixture_sampler_weights_and_determinism():
+    kw = {"seed": 3, "micro_batch_size": 2, "grad_accum": 2, "total_steps": 100}
+    s = MixtureSampler([[0, 1, 2, 3], [4, 5, 6, 7, 8, 9]], [2.0, 0.5], **kw)
+    assert s.epoch_length == 2 * 4 + 3
+    e0 = s.epoch_order(0).tolist()
+    assert sorted(x for x in e0 if x < 4) == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert len([x for x in e0 if x >= 4]) == 3 and e0 != s.epoch_order(1).tolist()
+    again = MixtureSampler([[0, 1, 2, 3], [4, 5, 6, 7, 8, 9]], [2.0, 0.5], **kw)
+    assert again.step_batches(7) == s.step_batches(7)
+    # two ranks of micro 2 × accum 1 see exactly the samples of one rank of micro 2 × accum 2
+    r0 = MixtureSampler(s.per_source, s.weights, 3, 2, 1, world_size=2, rank=0)
+    r1 = MixtureSampler(s.per_source, s.weights, 3, 2, 1, world_size=2, rank=1)
+    assert r0.step_batches(5) + r1.step_batches(5) == s.step_batches(5)
+    assert s.steps_for_epochs(2.0) == math.ceil(2 * 11 / 4)
+
+
+def test_param_groups_never_decay_norms_and_biases():
+    from lamm.model.config import model_preset
+    from lamm.model.mllm import MultimodalLM
+
+    model = MultimodalLM.from_config(model_preset("tiny", ["llm.config.num_hidden_layers=1", "llm_mode=lora"]))
+    groups = param_groups(model.named_parameters(), OptimConfig(weight_decay=0.1, projector_lr=1e-3))
+    by = {g["name"]: g for g in groups}
+    assert {"projector/decay", "projector/no_decay", "lora/decay", "encoder/decay", "encoder/no_decay"} <= set(by)
+    assert all(p.ndim >= 2 for p in by["lora/decay"]["params"])
+    assert by["projector/no_decay"]["weight_decay"] == 0 and by["projector/decay"]["lr"] == 1e-3
+    assert all(p.ndim == 1 for p in by["encoder/no_decay"]["params"])
+    n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert sum(p.numel() for g in groups for p in g["params"]) == n_trainable
+
+
+def test_warmup_then_cosine_schedule():
+    f = LRLambda(total=10, warmup=2, schedule="cosine", min_ratio=0.1)
+    vals = [f(s) for s in range(10)]
+    assert vals[0] < vals[1] < vals[2] == 1.0
+    assert all(a >= b for a, b in itertools.pairwise(vals[2:])) and vals[-1] == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("stage, trains", [("align", {"projectors"}), ("instruct", {"projectors", "lora", "encoders"})])
+def test_stages_choose_the_trainable_parameters(train_data, stage, trains):
+    from lamm.train.checkpointing import apply_stage, start_model
+
+    cfg = small_train_config(train_data, stage=stage)
+    model = start_model(cfg)
+    apply_stage(model, stage, None)
+    kinds = set()
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            kinds.add("lora" if "lora_" in name else name.split(".")[0])
+    assert kinds == trains
+    assert model.config.llm_mode == {"align": "frozen", "instruct": "lora"}[stage]
+
+
+def test_bf16_autocast_runs(train_data, tmp_path):
+    cfg = small_train_config(train_data, steps=2, precision="bf16", stage="instruct")
+    result = train(cfg, tmp_path / "bf16", progress=False)
+    assert all(math.isfinite(v) for v in result.losses)
+    assert next(p for n, p in result.model.llm.named_parameters() if "lora_A" in n).dtype == torch.float32
