@@ -58,3 +58,13 @@ def score(
     chance = d["info"].get("chance")
     console.print(f"n = {d['n']}   unparsed = {d['unparsed']}" + (f"   chance = {chance:.2f}" if chance else "")
                   + "   (* headline; percent unless the metric is a count or an error)", highlight=False)
+
+
+def _register_run_commands() -> None:
+    # run / suite / report / recipes live in their own module (the runner side of the benchmark)
+    from lamm.cli import bench_runs
+
+    bench_runs.register(app)
+
+
+_register_run_commands()

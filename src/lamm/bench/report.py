@@ -1,0 +1,250 @@
+"""Reports: one run's ``report.md``, and a leaderboard across runs (models × tasks) in Markdown and a
+self-contained HTML page (inline CSS and SVG, no JavaScript, nothing fetched).
+
+The HTML page holds the leaderboard table, one bar chart per task (a bar per model, with the 95%
+interval as a whisker) and a radar chart across task families. A family's radar value is the mean of
+its tasks' *radar scores*: the headline metric when it is a percentage where higher is better, else the
+task's first such metric (counting's headline is MAE, so its exact-count accuracy is drawn), so every
+axis runs 0–100 outward. Tasks without a percentage metric are left off the radar and listed under it.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lamm.fileio import write_text_atomic
+
+PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
+           "#9c755f", "#bab0ac")
+
+
+def _num(v: Any, digits: int = 2) -> str:
+    return "–" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{digits}f}"
+
+
+def _ci(ci: Any) -> str:
+    if not ci or any(v is None for v in ci):
+        return ""
+    return f" [{ci[0]:.1f}, {ci[1]:.1f}]"
+
+
+def run_report_markdown(results: dict[str, Any], examples: list[dict[str, Any]]) -> str:
+    """The ``report.md`` of one run: headline, every metric with its interval, counts, prompts, examples."""
+    r = results
+    lines = [
+        f"# {r['recipe'] or r['scenario']} — {r['model']}", "",
+        f"**{r['headline']}: {_num(r['score'])}**{_ci(r['ci'].get(r['headline']))} "
+        f"({'higher' if r['higher_is_better'] else 'lower'} is better"
+        + (f"; chance {_num(r['chance'])}" if r.get("chance") is not None else "") + ")", "",
+        "| metric | value | 95% CI |", "|---|---|---|",
+    ]
+    for name, value in r["metrics"].items():
+        lines.append(f"| {name} | {_num(value)} | {_ci(r['ci'].get(name)).strip()} |")
+    lines += [
+        "", f"- scenario: {r['scenario']} ({r['split']}, {r['source']}), metric family {r['family']}",
+        f"- records scored: {r['n']} of {r['n_records']}" + (f" (--limit {r['limit']})" if r["limit"] is not None else "")
+        + f"; questions asked: {r['n_questions']}; unparsed answers: {r['unparsed']} (scored as wrong)",
+        f"- inferencer: {r['inferencer']}; prompt `{r['instruction']['prompt_id']}`: `{r['instruction']['prompt']}`",
+        f"- model fingerprint `{r['model_fingerprint']}`, recipe hash `{r['recipe_hash']}`",
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in r["versions"].items()),
+    ]
+    if r.get("duplicate_ids"):
+        lines.append(f"- {r['duplicate_ids']} records repeat an earlier id; they were renamed id@index")
+    if examples:
+        lines += ["", "## Examples", ""]
+        for ex in examples:
+            q, a = ex["question"], ex["answer"]
+            if isinstance(a, dict):
+                k = next(iter(a))
+                q, a = f"{q[k]} (1 of {len(ex['question'])})", a[k]
+            lines += [f"- **{ex['id']}** — {q}", f"  - answer: {json.dumps(a, ensure_ascii=False)[:300]}",
+                      f"  - parsed: {json.dumps(ex['parsed'], ensure_ascii=False)[:200]}; scores: "
+                      + ", ".join(f"{k}={v}" for k, v in ex["scores"].items())]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Entry:
+    """One run's result on the leaderboard."""
+
+    model: str
+    task: str
+    family: str
+    results: dict[str, Any]
+    path: Path
+
+    @property
+    def score(self) -> float | None:
+        return self.results.get("score")
+
+    def radar_score(self) -> float | None:
+        """0–100, higher better (see the module docstring), or ``None`` when the task has none."""
+        r = self.results
+        skip = set(r.get("unscaled", [])) | set(r.get("lower_is_better", []))
+        names = [r["headline"]] + [m for m in r["metrics"] if m != r["headline"]]
+        for m in names:
+            v = r["metrics"].get(m)
+            if m not in skip and isinstance(v, (int, float)) and math.isfinite(v):
+                return float(v)
+        return None
+
+
+def find_results(paths: list[str | os.PathLike]) -> list[Entry]:
+    """Every ``results.json`` under the given run directories (searched recursively) or files."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_file():
+            files.append(p)
+        elif p.is_dir():
+            files.extend(sorted(p.rglob("results.json")))
+        else:
+            raise FileNotFoundError(f"{p}: no such run directory or results.json")
+    entries = []
+    for f in files:
+        try:
+            r = json.loads(f.read_text(encoding="utf-8"))
+            entries.append(Entry(r["model"], r["recipe"] or r["scenario"], r["family"], r, f.parent))
+        except (json.JSONDecodeError, KeyError) as e:
+            raise ValueError(f"{f}: not a lamm bench results.json ({e})") from None
+    if not entries:
+        raise FileNotFoundError(f"no results.json under {', '.join(map(str, paths))}")
+    return entries
+
+
+def _grid(entries: list[Entry]) -> tuple[list[str], list[str], dict[tuple[str, str], Entry], list[str]]:
+    models = list(dict.fromkeys(e.model for e in entries))
+    tasks = list(dict.fromkeys(e.task for e in entries))
+    cells: dict[tuple[str, str], Entry] = {}
+    notes = []
+    for e in entries:
+        key = (e.model, e.task)
+        if key in cells:
+            notes.append(f"{e.model} / {e.task}: several runs; showing {cells[key].path}, ignoring {e.path}")
+            continue
+        cells[key] = e
+    return models, tasks, cells, notes
+
+
+def leaderboard_markdown(entries: list[Entry]) -> str:
+    """Models as rows, tasks as columns (headline metric, its name under the task)."""
+    models, tasks, cells, notes = _grid(entries)
+    heads = {t: next(e.results["headline"] for e in entries if e.task == t) for t in tasks}
+    out = ["# lamm bench leaderboard", "", "| model | " + " | ".join(f"{t} ({heads[t]})" for t in tasks) + " |",
+           "|---|" + "---|" * len(tasks)]
+    for m in models:
+        out.append(f"| {m} | " + " | ".join(_num(cells[(m, t)].score) if (m, t) in cells else "–" for t in tasks) + " |")
+    lower = [f"{t} ({heads[t]})" for t in tasks
+             if any(e.task == t and not e.results.get("higher_is_better", True) for e in entries)]
+    out += ["", "Higher is better" + (f" except {', '.join(lower)}" if lower else "") + "."]
+    out += [f"- note: {n}" for n in notes]
+    return "\n".join(out) + "\n"
+
+
+def _bar_svg(task: str, entries: list[Entry], colours: dict[str, str]) -> str:
+    w, h, pad, top = 260, 180, 34, 26
+    unscaled = entries[0].results["headline"] in set(entries[0].results.get("unscaled", []))
+    vals = [e.score if isinstance(e.score, (int, float)) and math.isfinite(e.score) else 0.0 for e in entries]
+    his = [e.results["ci"].get(e.results["headline"]) or [None, None] for e in entries]
+    ymax = 100.0 if not unscaled else max([1e-9, *vals, *[c[1] for c in his if c[1] is not None]]) * 1.1
+    bw = (w - 2 * pad) / max(1, len(entries))
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" aria-label="{html.escape(task)}">',
+             (f'<text x="{w / 2}" y="16" text-anchor="middle" class="t">{html.escape(task)} — '
+              f'{html.escape(entries[0].results["headline"])}</text>'),
+             f'<line x1="{pad}" y1="{h - pad}" x2="{w - pad}" y2="{h - pad}" stroke="#888"/>']
+    scale = (h - pad - top) / ymax
+    for i, (e, v, ci) in enumerate(zip(entries, vals, his)):
+        x = pad + i * bw + bw * 0.15
+        bh = max(0.0, v) * scale
+        parts.append(f'<rect x="{x:.1f}" y="{h - pad - bh:.1f}" width="{bw * 0.7:.1f}" height="{bh:.1f}" '
+                     f'fill="{colours[e.model]}"><title>{html.escape(e.model)}: {_num(e.score)}</title></rect>')
+        if ci[0] is not None and ci[1] is not None:
+            cx = x + bw * 0.35
+            parts.append(f'<line x1="{cx:.1f}" y1="{h - pad - ci[0] * scale:.1f}" x2="{cx:.1f}" '
+                         f'y2="{h - pad - ci[1] * scale:.1f}" stroke="#333"/>')
+        parts.append(f'<text x="{x + bw * 0.35:.1f}" y="{h - pad - bh - 4:.1f}" text-anchor="middle" class="v">{_num(e.score, 1)}</text>')
+    parts.append(f'<text x="{pad - 4}" y="{top + 4}" text-anchor="end" class="v">{_num(ymax, 0)}</text>'
+                 f'<text x="{pad - 4}" y="{h - pad}" text-anchor="end" class="v">0</text></svg>')
+    return "".join(parts)
+
+
+def _radar_svg(models: list[str], families: list[str], values: dict[tuple[str, str], float],
+               colours: dict[str, str]) -> str:
+    size, r0 = 420, 150
+    c = size / 2
+    n = max(1, len(families))
+
+    def pt(k: int, v: float) -> tuple[float, float]:
+        a = -math.pi / 2 + 2 * math.pi * k / n
+        return c + r0 * v / 100 * math.cos(a), c + r0 * v / 100 * math.sin(a)
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" role="img" aria-label="radar">']
+    for ring in (25, 50, 75, 100):
+        pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in (pt(k, ring) for k in range(n)))
+        parts.append(f'<polygon points="{pts}" fill="none" stroke="#ddd"/>')
+    for k, fam in enumerate(families):
+        x, y = pt(k, 100)
+        lx, ly = pt(k, 114)
+        parts.append(f'<line x1="{c}" y1="{c}" x2="{x:.1f}" y2="{y:.1f}" stroke="#ccc"/>'
+                     f'<text x="{lx:.1f}" y="{ly:.1f}" text-anchor="middle" class="v">{html.escape(fam)}</text>')
+    for m in models:
+        pts = [pt(k, values.get((m, f), 0.0)) for k, f in enumerate(families)]
+        parts.append(f'<polygon points="{" ".join(f"{x:.1f},{y:.1f}" for x, y in pts)}" fill="{colours[m]}" '
+                     f'fill-opacity="0.2" stroke="{colours[m]}" stroke-width="2"><title>{html.escape(m)}</title></polygon>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def leaderboard_html(entries: list[Entry]) -> str:
+    """The self-contained HTML leaderboard (see the module docstring)."""
+    models, tasks, cells, notes = _grid(entries)
+    colours = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(models)}
+    head = "".join(f"<th>{html.escape(t)}<br><small>{html.escape(next(e.results['headline'] for e in entries if e.task == t))}</small></th>"
+                   for t in tasks)
+    rows = []
+    for m in models:
+        tds = []
+        for t in tasks:
+            e = cells.get((m, t))
+            tds.append("<td>–</td>" if e is None else
+                       f'<td title="n={e.results["n"]}, unparsed={e.results["unparsed"]}">{_num(e.score)}'
+                       f'<small>{html.escape(_ci(e.results["ci"].get(e.results["headline"])))}</small></td>')
+        rows.append(f'<tr><td><span class="sw" style="background:{colours[m]}"></span>{html.escape(m)}</td>{"".join(tds)}</tr>')
+    bars = "".join(_bar_svg(t, [cells[(m, t)] for m in models if (m, t) in cells], colours) for t in tasks)
+    families = sorted({e.family for e in cells.values() if e.radar_score() is not None})
+    values: dict[tuple[str, str], float] = {}
+    for m in models:
+        for f in families:
+            vs = [s for e in cells.values() if e.model == m and e.family == f and (s := e.radar_score()) is not None]
+            if vs:
+                values[(m, f)] = sum(vs) / len(vs)
+    off = sorted({e.task for e in cells.values() if e.radar_score() is None})
+    legend = "".join(f'<span class="lg"><span class="sw" style="background:{colours[m]}"></span>{html.escape(m)}</span>'
+                     for m in models)
+    css = ("body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse}"
+           "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child{text-align:left}"
+           "small{color:#666;margin-left:3px}.sw{display:inline-block;width:10px;height:10px;margin-right:5px}"
+           ".wrap{overflow-x:auto}.lg{margin-right:1em}.t{font-size:12px;font-weight:bold}.v{font-size:10px}svg{margin:4px}")
+    return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>lamm bench leaderboard</title>"
+            f"<style>{css}</style></head><body><h1>lamm bench leaderboard</h1>"
+            f"<div class=\"wrap\"><table><tr><th>model</th>{head}</tr>{''.join(rows)}</table></div>"
+            f"<p>{legend}</p><h2>Per task</h2><div>{bars}</div>"
+            f"<h2>Across task families</h2>{_radar_svg(models, families, values, colours) if families else '<p>no percentage metrics</p>'}"
+            + (f"<p>Not on the radar (no percentage metric): {html.escape(', '.join(off))}</p>" if off else "")
+            + "".join(f"<p><small>note: {html.escape(n)}</small></p>" for n in notes)
+            + "</body></html>\n")
+
+
+def write_leaderboard(paths: list[str | os.PathLike], out_dir: str | os.PathLike) -> dict[str, Path]:
+    """Write ``leaderboard.md`` and ``leaderboard.html`` for the runs under ``paths`` into ``out_dir``."""
+    entries = find_results(paths)
+    out = Path(out_dir)
+    md, page = out / "leaderboard.md", out / "leaderboard.html"
+    write_text_atomic(md, leaderboard_markdown(entries))
+    write_text_atomic(page, leaderboard_html(entries))
+    return {"markdown": md, "html": page}

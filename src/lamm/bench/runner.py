@@ -1,0 +1,403 @@
+"""Run a recipe: scenario → requests → engine (batched, cached) → parse → score → outputs.
+
+Outputs in the run directory (all written atomically, by rank 0 only):
+
+* ``answers.jsonl`` — one row per record: question(s), rendered prompt(s), raw answer(s), the parsed
+  prediction, the per-sample scores and inferencer extras (option probabilities, rationales);
+* ``results.json`` — metrics, 95% bootstrap intervals, counts (``n``, ``unparsed``), recipe hash, model
+  fingerprint, versions of lamm / torch / transformers. It holds nothing that depends on timing or on
+  how the run was split, so a resumed or a data-parallel run writes the same bytes as one clean process;
+* ``report.md`` — the same for people; ``recipe.yaml`` — the resolved recipe;
+* ``run_info.json`` (timing, world size, how many answers came from the cache) and ``log.jsonl``.
+
+Resume: answers go to the SQLite cache (``lamm.bench.cache``) batch by batch, *before* scoring; a rerun
+of the same recipe and model asks the model only for samples without a cached answer.
+
+Data parallel: under ``torchrun`` (``WORLD_SIZE`` > 1) rank 0 decides which samples still need an
+answer and broadcasts the list; rank r answers every world-size-th of them (checking its own cache
+first); rank 0 gathers the answers through ``torch.distributed`` (gloo, also on GPU machines, via a
+separate group) and scores them alone. Only the engine's answers cross processes, so the scores equal
+those of one process whenever the engine is deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lamm.bench.cache import ResponseCache
+from lamm.bench.icl import Retriever, make_retriever
+from lamm.bench.inferencers import make_inferencer
+from lamm.bench.recipe import Recipe, load_recipe, recipe_hash, resolve_recipe_instruction, scenario_meta
+from lamm.bench.scenarios import (
+    MissingDataError,
+    RecordScenario,
+    Sample,
+    Scenario,
+    ScenarioError,
+    load_scenario,
+    subset_indices,
+)
+from lamm.bench.scenarios.base import SCENARIOS
+from lamm.fileio import append_jsonl, write_json_atomic
+from lamm.infer.engine import Engine, load_engine
+
+#: metrics where a smaller value is better (everything else: larger is better)
+LOWER_IS_BETTER = frozenset({"mae", "rmse", "mse", "lamm_mae"})
+
+
+@dataclass
+class RunOutcome:
+    """What a run produced (rank 0); ``n_generated`` answers came from the model, ``n_cached`` from the cache."""
+
+    out_dir: Path
+    results: dict[str, Any]
+    n_generated: int
+    n_cached: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class _Dist:
+    """The process group of a data-parallel run (a world of one when not under torchrun)."""
+
+    def __init__(self) -> None:
+        self.world, self.rank, self.group, self._created = 1, 0, None, False
+
+    @classmethod
+    def setup(cls) -> _Dist:
+        d = cls()
+        already = "torch.distributed" in sys.modules and sys.modules["torch.distributed"].is_initialized()
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1 and not already:
+            return d
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group(backend="gloo")
+            d._created = True
+        # object collectives over NCCL need CUDA tensors and a device per rank; gloo needs neither
+        if dist.get_backend() != "gloo":
+            d.group = dist.new_group(backend="gloo")
+        d.world, d.rank = dist.get_world_size(), dist.get_rank()
+        return d
+
+    def broadcast(self, obj: Any) -> Any:
+        if self.world == 1:
+            return obj
+        import torch.distributed as dist
+
+        box = [obj]
+        dist.broadcast_object_list(box, src=0, group=self.group)
+        return box[0]
+
+    def gather(self, obj: Any) -> list[Any] | None:
+        if self.world == 1:
+            return [obj]
+        import torch.distributed as dist
+
+        out: list[Any] | None = [None] * self.world if self.rank == 0 else None
+        dist.gather_object(obj, out, dst=0, group=self.group)
+        return out
+
+    def close(self, ok: bool) -> None:
+        """After a successful run wait for every rank; after a failure do not (the others may never come)."""
+        if self.world > 1:
+            import torch.distributed as dist
+
+            if ok:
+                dist.barrier(group=self.group)
+            if self._created:
+                dist.destroy_process_group()
+
+
+def versions() -> dict[str, str | None]:
+    """Installed versions of lamm, torch and transformers (read from metadata, nothing imported)."""
+    from importlib import metadata
+
+    out: dict[str, str | None] = {}
+    for pkg in ("lamm", "torch", "transformers"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def build_retriever(recipe: Recipe, scenario: Scenario, root: str | os.PathLike | None) -> Retriever | None:
+    """The recipe's ICL retriever over its pool (another split or file, never the evaluated one)."""
+    icl = recipe.instruction.icl
+    if icl.retriever == "none" or icl.k == 0:
+        return None
+    if not icl.pool:
+        raise ScenarioError(f"recipe {recipe.name!r}: instruction.icl.pool is not set; name a split (e.g. train) "
+                            "or a LAMM-format file to draw in-context examples from (never the evaluated set)")
+    spec = SCENARIOS.get(recipe.scenario.name)
+    if icl.pool in spec.splits or (not spec.splits and "/" not in icl.pool and not icl.pool.endswith((".json", ".jsonl"))):
+        pool = load_scenario(recipe.scenario, root, split=icl.pool)
+    else:
+        pool = load_scenario(recipe.scenario, root, file=icl.pool)
+    if Path(pool.source).resolve() == Path(scenario.source).resolve():
+        raise ScenarioError(f"recipe {recipe.name!r}: the ICL pool {pool.source} is the evaluated file itself; "
+                            "draw examples from another split or file")
+    return make_retriever(icl.retriever, pool.samples(), icl.k, seed=icl.seed, fixed_ids=icl.fixed_ids)
+
+
+def _image_size(sample: Sample) -> tuple[int, int]:
+    from PIL import Image
+
+    path = sample.media[0].path
+    with Image.open(str(path)) as img:  # reads the header only
+        return img.size
+
+
+def _progress(show: bool):
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                    console=Console(stderr=True), disable=not show, transient=False)
+
+
+def _infer(recipe: Recipe, engine: Engine, retriever: Retriever | None, instruction: Any, todo: list[Sample],
+           cache: ResponseCache, fp: str, rhash: str, log_path: Path, rank: int, show: bool,
+           label: str, total: int, done_before: int) -> dict[str, dict[str, Any]]:
+    """Answer ``todo`` in batches, committing each batch to the cache before the next starts."""
+    inf = recipe.inferencer
+    inferencer = make_inferencer(inf.type, engine, instruction, max_new_tokens=inf.max_new_tokens,
+                                 temperature=inf.temperature, retriever=retriever, ppl_score=inf.ppl_score)
+    new: dict[str, dict[str, Any]] = {}
+    t0 = time.time()
+    with _progress(show) as bar:
+        task = bar.add_task(label, total=total, completed=done_before)
+        for start in range(0, len(todo), inf.batch_size):
+            batch = todo[start:start + inf.batch_size]
+            results = inferencer.infer(batch, progress=lambda n: bar.advance(task, n))
+            if len(results) != len(batch):
+                raise RuntimeError(f"inferencer {inf.type!r} returned {len(results)} results for {len(batch)} samples")
+            payloads = {s.id: r.to_payload() for s, r in zip(batch, results)}
+            cache.put_many(fp, rhash, payloads)
+            new.update(payloads)
+            bar.update(task, completed=done_before + len(new))
+            append_jsonl(log_path, {"event": "batch", "rank": rank, "n": len(batch), "done": len(new),
+                                    "todo": len(todo), "elapsed_s": round(time.time() - t0, 3)})
+    return new
+
+
+def _json_safe(x: Any) -> Any:
+    """NaN / inf → None (strict JSON), tuples → lists, numpy scalars → Python numbers."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {str(k): _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    if hasattr(x, "item") and callable(x.item):
+        return _json_safe(x.item())
+    return x
+
+
+def _record_answers(indices: list[int], samples: list[Sample], answers: dict[str, dict[str, Any]]
+                    ) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Per record: the answer the metric scores (text, or ``{part: text}`` for multi-question records)
+    and a row for ``answers.jsonl``."""
+    by_record: dict[int, list[Sample]] = {}
+    for s in samples:
+        by_record.setdefault(s.index, []).append(s)
+    scored, rows = [], []
+    for i in indices:
+        group = by_record.get(i, [])
+        if len(group) == 1 and group[0].part is None:
+            s = group[0]
+            p = answers[s.id]
+            scored.append(p["answer"])
+            rows.append({"question": s.question, "prompt": p["prompt"], "answer": p["answer"], "extra": p["extra"]})
+        else:
+            scored.append({s.part: answers[s.id]["answer"] for s in group})
+            rows.append({k: {s.part: (s.question if k == "question" else answers[s.id][k]) for s in group}
+                         for k in ("question", "prompt", "answer", "extra")})
+    return scored, rows
+
+
+def score_and_write(recipe: Recipe, scenario: Scenario, family: str, indices: list[int], samples: list[Sample],
+                    answers: dict[str, dict[str, Any]], instruction: Any, rhash: str, engine: Engine, fp: str,
+                    limit: int | None, out: Path) -> dict[str, Any]:
+    """Parse and score the answers with the metric family; write answers.jsonl, results.json, report.md."""
+    from lamm.bench.metrics import METRICS
+    from lamm.bench.metrics.base import RecordError
+    from lamm.bench.report import run_report_markdown
+    from lamm.fileio import write_jsonl_atomic, write_text_atomic
+
+    fam = METRICS.get(family)
+    scored, rows = _record_answers(indices, samples, answers)
+    first_sample = {s.index: s for s in reversed(samples)}
+    records = []
+    for i in indices:
+        rec = dict(scenario.records[i])
+        if fam.needs_image_size(rec) and "image_size" not in rec:
+            rec["image_size"] = list(_image_size(first_sample[i]))
+        records.append(rec)
+    try:
+        report = fam.evaluate(scored, records, ci=recipe.metrics.ci, seed=recipe.metrics.seed)
+    except RecordError as e:
+        raise ScenarioError(f"{scenario.source}: record {indices[e.index]} (id {e.record_id!r}): field "
+                            f"{e.field!r}: {e.problem}") from None
+    rep = report.to_dict()
+    base_keys = {"index", "id", "parsed", "unparsed"}
+    ids = [scenario.record_id(i) if isinstance(scenario, RecordScenario) else str(scenario.records[i].get("id"))
+           for i in indices]
+    lines = []
+    for k, (i, row) in enumerate(zip(indices, rows)):
+        ps = report.per_sample[k] if k < len(report.per_sample) else {}
+        media = [scenario.records[i].get(m) for m in ("image", "pcl") if scenario.records[i].get(m)]
+        lines.append({"id": ids[k], "record_index": i, "media": media, **row,
+                      "parsed": ps.get("parsed"), "unparsed": ps.get("unparsed"),
+                      "scores": {m: v for m, v in ps.items() if m not in base_keys}})
+    write_jsonl_atomic(out / "answers.jsonl", _json_safe(lines))
+    headline = rep["headline"]
+    results = {
+        "recipe": recipe.name, "recipe_hash": rhash,
+        "scenario": recipe.scenario.name, "split": recipe.scenario.split, "source": Path(scenario.source).name,
+        "family": family, "model": engine.spec or type(engine).__name__, "model_fingerprint": fp,
+        "inferencer": recipe.inferencer.type, "instruction": instruction.to_json(),
+        "icl": recipe.instruction.icl.model_dump(mode="json"),
+        "n_records": len(scenario.records), "limit": limit, "n": rep["n"], "n_questions": len(samples),
+        "unparsed": rep["unparsed"], "duplicate_ids": getattr(scenario, "duplicate_ids", 0),
+        "headline": headline, "score": rep["metrics"].get(headline),
+        "higher_is_better": headline not in LOWER_IS_BETTER,
+        "metrics": rep["metrics"], "ci": rep["ci"], "unscaled": sorted(fam.unscaled),
+        "lower_is_better": sorted(m for m in rep["metrics"] if m in LOWER_IS_BETTER),
+        "chance": getattr(scenario, "chance", None), "info": rep["info"], "versions": versions(),
+    }
+    write_json_atomic(out / "results.json", results)
+    recipe.dump(out / "recipe.yaml")
+    write_text_atomic(out / "report.md", run_report_markdown(results, lines[:5]))
+    return results
+
+
+def run_recipe(recipe: Recipe | str | os.PathLike, model: str | Engine, *, out_dir: str | os.PathLike,
+               root: str | os.PathLike | None = None, limit: int | None = None,
+               cache_path: str | os.PathLike | None = None, overrides: list[str] | None = None,
+               show_progress: bool = True, engine_options: dict[str, Any] | None = None) -> RunOutcome | None:
+    """Run ``recipe`` (a :class:`Recipe`, a name or a YAML path) on ``model`` (a spec or an :class:`Engine`).
+
+    ``root``: the benchmark / data root; ``limit``: score a seeded subset of N records; ``cache_path``:
+    the response cache (default ``out_dir/cache.sqlite``). Returns the outcome on rank 0, ``None`` on
+    other ranks of a data-parallel run.
+    """
+    t_start = time.time()
+    if not isinstance(recipe, Recipe):
+        recipe = load_recipe(recipe, overrides)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    family, _, _ = scenario_meta(recipe)
+    instruction = resolve_recipe_instruction(recipe)
+    rhash = recipe_hash(recipe, instruction)
+    scenario = load_scenario(recipe.scenario, root)
+    indices = subset_indices(scenario, limit, recipe.seed)
+    samples = scenario.samples(indices)
+    if len({s.id for s in samples}) != len(samples):
+        raise ScenarioError(f"{scenario.source}: sample ids are not unique; the cache needs unique ids")
+    retriever = build_retriever(recipe, scenario, root)
+    engine = model if isinstance(model, Engine) else load_engine(model, media_root=None, **(engine_options or {}))
+    fp = engine.fingerprint()
+    dist = _Dist.setup()
+    log_path = out / "log.jsonl"
+    ok = False
+    try:
+        # rank 0 creates the cache file before any other rank opens it (no race on a new file)
+        cache = ResponseCache(cache_path or out / "cache.sqlite") if dist.rank == 0 else None
+        if dist.rank == 0:
+            assert cache is not None
+            cached = cache.get_many(fp, rhash, [s.id for s in samples])
+            pending = [s.id for s in samples if s.id not in cached]
+            append_jsonl(log_path, {"event": "start", "recipe": recipe.name, "recipe_hash": rhash,
+                                    "model": fp, "samples": len(samples), "cached": len(cached),
+                                    "world_size": dist.world})
+        pending = dist.broadcast(pending if dist.rank == 0 else None)
+        with cache or ResponseCache(cache_path or out / "cache.sqlite") as cache:
+            mine_ids = pending[dist.rank::dist.world]
+            by_id = {s.id: s for s in samples}
+            own = cache.get_many(fp, rhash, mine_ids) if dist.world > 1 else {}
+            todo = [by_id[i] for i in mine_ids if i not in own]
+            label = f"{recipe.name or recipe.scenario.name}" + (f" (rank {dist.rank})" if dist.world > 1 else "")
+            total = len(samples) if dist.world == 1 else len(mine_ids)
+            done_before = len(samples) - len(pending) if dist.world == 1 else len(own)
+            t_inf = time.time()
+            new = _infer(recipe, engine, retriever, instruction, todo, cache, fp, rhash, log_path, dist.rank,
+                         show_progress and dist.rank == 0, label, total, done_before)
+            t_inf = time.time() - t_inf
+            gathered = dist.gather(({**own, **new}, len(new)))
+            if dist.rank != 0:
+                ok = True
+                return None
+            assert gathered is not None
+            answers = dict(cached)
+            for part, _ in gathered:
+                answers.update(part)
+            # answers from ranks on other hosts (other cache files) also land in rank 0's cache
+            others = {k: v for part, _ in gathered[1:] for k, v in part.items()}
+            cache.put_many(fp, rhash, others)
+            n_new = sum(n for _, n in gathered)
+        missing = [s.id for s in samples if s.id not in answers]
+        if missing:
+            raise RuntimeError(f"no answer for {len(missing)} samples (first: {missing[0]!r}); rerun to resume")
+        results = score_and_write(recipe, scenario, family, indices, samples, answers, instruction, rhash,
+                                  engine, fp, limit, out)
+        timings = {"total_s": round(time.time() - t_start, 3), "inference_s": round(t_inf, 3)}
+        write_json_atomic(out / "run_info.json", {
+            "world_size": dist.world, "generated": n_new, "from_cache": len(samples) - n_new,
+            "engine_failures": engine.usage.failures, **timings,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        })
+        append_jsonl(log_path, {"event": "done", "generated": n_new, **timings})
+        ok = True
+        return RunOutcome(out, results, n_new, len(samples) - n_new, timings)
+    finally:
+        dist.close(ok)
+
+
+def run_suite(suite: str | os.PathLike, model: str | Engine, *, out_dir: str | os.PathLike,
+              root: str | os.PathLike | None = None, limit: int | None = None, skip_missing: bool = False,
+              show_progress: bool = True) -> dict[str, Any]:
+    """Run every recipe of a suite into ``out_dir/<recipe>/`` with one engine, then write the leaderboard.
+
+    A recipe whose data is missing under ``root`` fails the suite unless ``skip_missing``; skipped recipes
+    are listed in ``out_dir/suite.json`` and in the return value.
+    """
+    from lamm.bench.recipe import load_suite
+    from lamm.bench.report import write_leaderboard
+
+    cfg = load_suite(suite)
+    engine = model if isinstance(model, Engine) else load_engine(model)
+    out = Path(out_dir)
+    done, skipped = [], []
+    for name in cfg.recipes:
+        recipe = load_recipe(name)
+        try:
+            outcome = run_recipe(recipe, engine, out_dir=out / recipe.name, root=root,
+                                 limit=limit if limit is not None else cfg.limit, show_progress=show_progress)
+        except MissingDataError as e:
+            if not skip_missing:
+                raise
+            skipped.append({"recipe": recipe.name, "reason": str(e)})
+            continue
+        if outcome is not None:
+            done.append({"recipe": recipe.name, "headline": outcome.results["headline"],
+                         "score": outcome.results["score"]})
+    summary = {"suite": cfg.name, "model": engine.spec or type(engine).__name__, "runs": done, "skipped": skipped}
+    if done and (int(os.environ.get("RANK", "0")) == 0):
+        summary["leaderboard"] = {k: str(v) for k, v in write_leaderboard([out], out).items()}
+        write_json_atomic(out / "suite.json", summary)
+    return summary

@@ -1,0 +1,73 @@
+"""Reports: a leaderboard across models and tasks in Markdown and self-contained HTML with SVG charts."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _lammbench_helpers import make_lamm_benchmark
+
+from lamm.bench.report import find_results, leaderboard_html, leaderboard_markdown, write_leaderboard
+from lamm.bench.runner import run_recipe
+
+MODELS = {"echo": "dummy", "ans": "dummy:constant=The answer is (B). There are 4 [0.2, 0.2]. cat"}
+RECIPES = ["scienceqa", "fsc147", "cifar10", "locating_fsc147", "flickr30k"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("runs")
+    root = make_lamm_benchmark(base / "data", scenarios=["ScienceQA", "FSC147", "CIFAR10", "Locating-FSC147",
+                                                         "Flickr30k"])
+    for tag, spec in MODELS.items():
+        for r in RECIPES:
+            run_recipe(r, spec, out_dir=base / "runs" / tag / r, root=root, show_progress=False)
+    return base / "runs"
+
+
+def test_markdown_leaderboard(runs):
+    entries = find_results([runs])
+    assert len(entries) == 10
+    md = leaderboard_markdown(entries)
+    header = next(line for line in md.splitlines() if line.startswith("| model"))
+    assert all(r in header for r in RECIPES) and "fsc147 (mae)" in header
+    rows = [line for line in md.splitlines() if line.startswith("| dummy")]
+    assert len(rows) == 2 and all(line.count("|") == len(RECIPES) + 2 for line in rows)
+    assert "Higher is better except fsc147 (mae)" in md
+    cells = dict(zip([c.strip() for c in header.split("|")[2:-1]],
+                     [c.strip() for c in next(line for line in rows if "constant" in line).split("|")[2:-1]]))
+    assert cells["scienceqa (accuracy)"] == "33.33"  # "(B)" is right for 1 of the 3 records
+    assert cells["cifar10 (accuracy)"] == "33.33"  # "cat" is the label of 1 of the 3 records
+
+
+def test_html_is_self_contained_with_bars_and_radar(runs):
+    page = leaderboard_html(find_results([runs]))
+    assert page.startswith("<!DOCTYPE html>") and page.count("<table") == 1
+    assert "<script" not in page.lower()
+    links = re.findall(r'(?:src|href)\s*=\s*"([^"]+)"', page)
+    assert not links, links
+    urls = set(re.findall(r"https?://[^\s\"'<>]+", page))
+    assert urls <= {"http://www.w3.org/2000/svg"}
+    assert page.count("<svg") == len(RECIPES) + 1  # a bar chart per task + the radar
+    radar = page[page.rindex("<svg"):]
+    assert radar.count('fill-opacity="0.2"') == len(MODELS)
+    for fam in ("multiple_choice", "counting", "classification", "locating", "caption"):
+        assert f">{fam}</text>" in radar
+
+
+def test_write_leaderboard_and_errors(runs, tmp_path):
+    paths = write_leaderboard([runs / "echo", runs / "ans" / "fsc147"], tmp_path / "board")
+    assert paths["markdown"].is_file() and paths["html"].is_file()
+    with pytest.raises(FileNotFoundError, match="no such run directory"):
+        find_results([tmp_path / "nope"])
+    with pytest.raises(FileNotFoundError, match="no results.json"):
+        find_results([tmp_path / "board"])
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "results.json").write_text("{}")
+    with pytest.raises(ValueError, match="not a lamm bench results.json"):
+        find_results([bad])
