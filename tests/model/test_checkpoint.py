@@ -60,7 +60,7 @@ def test_tiny_round_trip_identical_logits(tiny_model, tmp_path):
     assert m["format"] == "lamm-checkpoint" and m["llm_mode"] == "full" and m["template"] == "lamm"
     assert m["parameters"]["all"]["total"] == sum(p.numel() for p in tiny_model.parameters())
     assert set(m["versions"]) >= {"lamm", "torch", "transformers", "peft"}
-    assert m["encoders"]["image"]["num_tokens"] == 16 and m["encoders"]["pcl"]["num_tokens"] == 32
+    assert m["encoders"]["image"]["num_tokens"] == 64 and m["encoders"]["pcl"]["num_tokens"] == 32
 
 
 def test_round_trip_after_a_stage_froze_a_trainable_encoder(tiny_model, tmp_path):

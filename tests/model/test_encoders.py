@@ -373,3 +373,19 @@ def test_point_preprocess_errors():
         preprocess_point_cloud(np.zeros((10, 4)), cfg, 0)
     with pytest.raises(ValueError, match="empty"):
         preprocess_point_cloud(np.zeros((0, 6)), cfg, 0)
+
+
+def test_cnn_summary_token_is_the_spatial_max():
+    import torch
+
+    from lamm.model.encoders.image_cnn import CnnImageEncoder, CnnImageEncoderConfig
+
+    torch.manual_seed(0)
+    enc = CnnImageEncoder(CnnImageEncoderConfig(pool_to=2, summary_token=True, out_dim=16))
+    assert enc.num_tokens == 5
+    x = torch.randn(2, 3, 64, 64)
+    out = enc(x)
+    assert out.shape == (2, 5, 16)
+    f = enc.stages(x)
+    want = enc.norm(enc.proj(f.amax(dim=(2, 3))) + enc.pos_embed[:, -1])
+    torch.testing.assert_close(out[:, -1], want)

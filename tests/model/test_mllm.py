@@ -96,15 +96,15 @@ def test_expand_placeholders_and_mismatch_errors(tiny_model):
     tid, pid = model.media_token_ids["image"], model.media_token_ids["pcl"]
     spec = model.placeholder_spec
     ids, labels = expand_placeholders([1, tid, 9, pid, 10], [1, 2, 9, 4, 10], ["image", "pcl"], spec, "x")
-    assert ids == [1] + [tid] * 16 + [9] + [pid] * 32 + [10]
-    assert labels == [1] + [-100] * 16 + [9] + [-100] * 32 + [10]
-    assert model.num_media_tokens("image") == 16 and model.num_media_tokens("pcl") == 32
+    assert ids == [1] + [tid] * 64 + [9] + [pid] * 32 + [10]
+    assert labels == [1] + [-100] * 64 + [9] + [-100] * 32 + [10]
+    assert model.num_media_tokens("image") == 64 and model.num_media_tokens("pcl") == 32
     with pytest.raises(ValueError, match=r"sample 'x'.*<image>: 1 in the text vs 2 media"):
         expand_placeholders([1, tid, 9], [1, 2, 9], ["image", "image"], spec, "x")
     with pytest.raises(ValueError, match=r"sample 'y'.*<pcl>: 0 in the text vs 1 media"):
         model.expand_placeholders([1, tid], [1, 2], ["image", "pcl"], "y")
     # unexpanded ids reaching forward: both counts in the message
-    with pytest.raises(ValueError, match=r"1 <image> positions in input_ids but 1 image items × 16 tokens = 16"):
+    with pytest.raises(ValueError, match=r"1 <image> positions in input_ids but 1 image items × 64 tokens = 64"):
         model(torch.tensor([[1, tid, 9]]), media={"image": torch.zeros(1, 3, 64, 64)})
     with pytest.raises(ValueError, match="no image media"):
         model(torch.tensor([[1] + [tid] * 16]))

@@ -89,23 +89,23 @@ def test_too_long_is_an_error_naming_the_record(model, train_data):
 def test_too_long_drops_are_counted_above_threshold(model, tmp_path):
     path = make_instruction_data(tmp_path, n_images=4, n_clouds=0)
     recs = json.loads(path.read_text())
-    recs[1]["conversations"][1]["value"] = "a very long answer " * 40
+    recs[1]["conversations"][1]["value"] = "a very long answer " * 60
     path.write_text(json.dumps(recs))
-    ds = _dataset(model, path, max_length=100, max_drop_fraction=0.5)
+    ds = _dataset(model, path, max_length=160, max_drop_fraction=0.5)
     assert len(ds) == 3 and len(ds.dropped) == 1 and ds.dropped[0].id == "img1"
     with pytest.raises(DataError, match="1 of 4 samples"):
-        _dataset(model, path, max_length=100, max_drop_fraction=0.1)
+        _dataset(model, path, max_length=160, max_drop_fraction=0.1)
 
 
 def test_truncate_never_cuts_inside_a_media_span(model, tmp_path):
     path = make_instruction_data(tmp_path, n_images=2, n_clouds=0)
     recs = json.loads(path.read_text())
-    recs[0]["conversations"][1]["value"] = "a very long answer " * 40
+    recs[0]["conversations"][1]["value"] = "a very long answer " * 60
     path.write_text(json.dumps(recs))
-    ds = _dataset(model, path, max_length=100, too_long="truncate")
-    assert ds.n_truncated == 1 and len(ds[0]["input_ids"]) == 100
+    ds = _dataset(model, path, max_length=160, too_long="truncate")
+    assert ds.n_truncated == 1 and len(ds[0]["input_ids"]) == 160
     assert (ds[0]["labels"][1:] != IGNORE_INDEX).any()
-    # a cap inside the image span (the system prompt + 16 image tokens do not fit in 20): dropped, not cut
+    # a cap inside the image span (the system prompt + 64 image tokens do not fit in 20): dropped, not cut
     with pytest.raises(DataError, match="inside a media span"):
         _dataset(model, path, max_length=20, too_long="truncate")
 

@@ -23,7 +23,9 @@ class CnnImageEncoderConfig(Config):
     """Strided conv stages: each halves the resolution, so ``image_size / 2**len(channels)`` is the grid.
 
     Default: 64 px → 32 → 16 → 8, i.e. 8×8 = 64 tokens of ``out_dim``; ``pool_to=4`` average-pools the
-    grid to 4×4 = 16 tokens (a shorter LLM sequence, coarser positions).
+    grid to 4×4 = 16 tokens (a shorter LLM sequence, coarser positions). ``summary_token=True`` appends
+    one token made from the spatial max of the last feature map: a global read-out that a small LLM
+    trained from scratch can use long before it learns to search the grid (the quickstart's tiny preset).
     """
 
     type: Literal["cnn"] = "cnn"
@@ -33,6 +35,7 @@ class CnnImageEncoderConfig(Config):
     blocks_per_stage: int = 1
     out_dim: int = 128
     pool_to: int | None = None
+    summary_token: bool = False
     norm: Literal["group", "batch"] = "group"
     freeze: bool = False
     seed: int = 0
@@ -107,7 +110,7 @@ class CnnImageEncoder(nn.Module):
                 c_in = c
             self.stages = nn.Sequential(*stages)
             self.grid = cfg.grid
-            self.num_tokens = self.grid * self.grid
+            self.num_tokens = self.grid * self.grid + int(cfg.summary_token)
             self.out_dim = cfg.out_dim
             self.proj = nn.Linear(c_in, cfg.out_dim)
             self.pos_embed = nn.Parameter(torch.zeros(1, self.num_tokens, cfg.out_dim))
@@ -139,7 +142,10 @@ class CnnImageEncoder(nn.Module):
             )
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
             f = self.stages(x.to(self.proj.weight.dtype))
+            summary = f.amax(dim=(2, 3)).unsqueeze(1) if self.cfg.summary_token else None  # (B, 1, C)
             if self.cfg.pool_to is not None:
                 f = F.adaptive_avg_pool2d(f, self.cfg.pool_to)
             tokens = f.flatten(2).transpose(1, 2)  # (B, grid*grid, C), row-major
+            if summary is not None:
+                tokens = torch.cat([tokens, summary], dim=1)
             return self.norm(self.proj(tokens) + self.pos_embed)
