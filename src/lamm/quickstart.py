@@ -30,12 +30,15 @@ from lamm.config import Config
 from lamm.fileio import read_json_or_jsonl, write_json_atomic, write_text_atomic
 
 #: training steps per minute of budget: measured for the tiny preset, micro-batch 32, 2 CPU threads
-STEPS_PER_MINUTE = 150
+#: (0.5 s per step on this project's 2-core machine)
+STEPS_PER_MINUTE = 120
 #: tasks trained, with their mixing weights (long-answer tasks are cheap to learn the format of, and
 #: expensive per sample, so they get a smaller share)
+#: classification gets the largest share: with a small share (1/6 of 900 steps) its vision path never
+#: switched on in our measurements, while counting learned from far fewer samples
 TASK_WEIGHTS = {
-    "classification": 1.0, "counting": 1.0, "VQA": 1.5, "classification3d": 1.0,
-    "detection": 0.3, "detection3d": 0.2, "visual_grounding3d": 0.3,
+    "classification": 3.0, "counting": 1.0, "VQA": 2.0, "classification3d": 3.0,
+    "detection": 0.2, "detection3d": 0.1, "visual_grounding3d": 0.2,
 }
 #: the tasks the quickstart promises to learn: (metric, factor over chance it must reach)
 TARGETS = {
@@ -57,7 +60,7 @@ class QuickstartConfig(Config):
     n_test_scenes_3d: int = 60
     micro_batch_size: int = 32
     lr: float = 1e-3
-    bench_limit: int = 200
+    bench_limit: int = 100
     cpu_threads: int = 2
 
     @property
