@@ -19,7 +19,7 @@ SMALL = ["bench_limit=12", "n_train_2d=60", "n_test_2d=16", "n_train_objects_3d=
 def short_run(tmp_path_factory):
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("qs")
-    res = CliRunner().invoke(app, ["quickstart", "--out", str(out), "--minutes", "0.1", *SMALL, "cpu_threads=1"])
+    res = CliRunner().invoke(app, ["quickstart", "--out", str(out), "--minutes", "0.25", *SMALL, "cpu_threads=1"])
     assert res.exit_code == 0, res.output
     return out, res.output
 
@@ -47,7 +47,8 @@ def test_every_artifact_exists_validates_and_loads(short_run):
     for which in ("untrained", "trained"):
         assert len(summary[which]) == 10 and all(v["n"] > 0 for v in summary[which].values())
     html = (out / "report.html").read_text()
-    assert "<svg" in html and "synth_classification" in html and "http" not in html.split("<body>")[1].split("<code>")[0]
+    assert "<svg" in html and "synth_classification" in html
+    assert not any(ext in html for ext in ('src="http', "src='http", 'href="http', "<script", "@import"))
     md = (out / "report.md").read_text()
     assert "| synth_counting | accuracy |" in md
     assert "trained model" in output
@@ -65,7 +66,7 @@ def test_rerun_resumes_without_redoing_work(short_run):
     out, _ = short_run
     before = json.loads((out / "summary.json").read_text())
     ckpt_mtime = Path(before["paths"]["trained model"]).stat().st_mtime
-    res = CliRunner().invoke(app, ["quickstart", "--out", str(out), "--minutes", "0.1", *SMALL, "cpu_threads=1"])
+    res = CliRunner().invoke(app, ["quickstart", "--out", str(out), "--minutes", "0.25", *SMALL, "cpu_threads=1"])
     assert res.exit_code == 0, res.output
     after = json.loads((out / "summary.json").read_text())
     assert after["trained"] == before["trained"] and after["untrained"] == before["untrained"]
