@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -39,9 +40,31 @@ def build_detection(
     """One sample. ``mode``: ``all`` (every object), ``class`` (every instance of one present class),
     ``mixed`` (``class`` with probability ``class_share``). Objects are listed in reading order.
     Images with no objects, or more than ``max_objects`` (an answer would be truncated), are skipped."""
+    return detection_samples(
+        record, templates, rng, builder="detection", box_len=4, order=reading_order,
+        box_text=lambda box: fmt_box(clip_box2d(box, decimals), decimals),
+        mode=mode, class_share=class_share, max_objects=max_objects,
+    )
+
+
+def detection_samples(
+    record: dict[str, Any],
+    templates: TemplateSet,
+    rng: np.random.Generator,
+    *,
+    builder: str,
+    box_len: int,
+    order: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
+    box_text: Callable[[list[float]], str],
+    mode: str,
+    class_share: float,
+    max_objects: int,
+) -> list[Sample]:
+    """The detection sample shared by the 2D and 3D builders: they differ in the box length, how a box
+    is written and the order objects are listed in."""
     if mode not in ("all", "class", "mixed"):
-        raise ValueError(f"detection: mode must be all, class or mixed, got {mode!r}")
-    objs = checked_objects(record, "detection", 4)
+        raise ValueError(f"{builder}: mode must be all, class or mixed, got {mode!r}")
+    objs = checked_objects(record, builder, box_len)
     if not objs or len(objs) > max_objects:
         return []
     per_class = mode == "class" or (mode == "mixed" and rng.random() < class_share)
@@ -54,9 +77,6 @@ def build_detection(
     else:
         q = templates.pick("questions", "all", rng)
     a = templates.pick("answers", "default", rng)
-    items = [
-        {**label_fields(o["label"]), "box": fmt_box(clip_box2d(o["bbox"], decimals), decimals)}
-        for o in reading_order(objs)
-    ]
+    items = [{**label_fields(o["label"]), "box": box_text(o["bbox"])} for o in order(objs)]
     fields.update(n=len(items))
     return [Sample(q.render(**fields), a.render(items=items, **fields), f"{q.id}+{a.id}")]

@@ -6,16 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import (
-    Sample,
-    box3d_for_answer,
-    checked_objects,
-    fmt_box,
-    label_fields,
-    pick,
-    register_builder,
-    spatial_order,
-)
+from .base import Sample, box3d_for_answer, fmt_box, register_builder, spatial_order
+from .detection import detection_samples
 from .templates import TemplateSet
 
 
@@ -37,24 +29,8 @@ def build_detection3d(
     decimals: int,
 ) -> list[Sample]:
     """As :func:`lamm.data.builders.detection.build_detection`, for scenes; objects ordered by x, y, z."""
-    if mode not in ("all", "class", "mixed"):
-        raise ValueError(f"detection3d: mode must be all, class or mixed, got {mode!r}")
-    objs = checked_objects(record, "detection3d", 6)
-    if not objs or len(objs) > max_objects:
-        return []
-    per_class = mode == "class" or (mode == "mixed" and rng.random() < class_share)
-    fields: dict[str, Any] = {}
-    if per_class:
-        label = pick(rng, sorted({o["label"] for o in objs}))
-        objs = [o for o in objs if o["label"] == label]
-        fields = label_fields(label)
-        q = templates.pick("questions", "class", rng)
-    else:
-        q = templates.pick("questions", "all", rng)
-    a = templates.pick("answers", "default", rng)
-    items = [
-        {**label_fields(o["label"]), "box": fmt_box(box3d_for_answer(o["bbox"], decimals), decimals)}
-        for o in spatial_order(objs)
-    ]
-    fields.update(n=len(items))
-    return [Sample(q.render(**fields), a.render(items=items, **fields), f"{q.id}+{a.id}")]
+    return detection_samples(
+        record, templates, rng, builder="detection3d", box_len=6, order=spatial_order,
+        box_text=lambda box: fmt_box(box3d_for_answer(box, decimals), decimals),
+        mode=mode, class_share=class_share, max_objects=max_objects,
+    )
