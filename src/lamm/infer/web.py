@@ -12,7 +12,9 @@ one concurrency slot, so the engine runs one request at a time.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -104,7 +106,11 @@ def build_demo(engine: Engine, title: str = "LAMM", examples_dir: str | None = N
     """The Gradio Blocks app for ``engine``."""
     import gradio as gr
 
-    examples = write_examples(examples_dir or tempfile.mkdtemp(prefix="lamm-web-"))
+    if examples_dir is None:
+        # the example files live as long as the process; remove them at exit instead of leaking /tmp
+        examples_dir = tempfile.mkdtemp(prefix="lamm-web-")
+        atexit.register(shutil.rmtree, examples_dir, ignore_errors=True)
+    examples = write_examples(examples_dir)
     has_plotly = point_cloud_figure(np.zeros((1, 3), np.float32)) is not None
 
     def settings(temperature: float, top_p: float, max_tokens: float) -> GenerationSettings:
