@@ -47,5 +47,29 @@ def register(app: typer.Typer) -> None:
     app.command("train", help="Train a model from a YAML config (align / instruct / full).")(train_command)
 
 
+def _main_under_torchrun() -> None:
+    """Entry for ``torchrun -m lamm.cli.train``. After a successful multi-process run (checkpoints and
+    logs are already written atomically and the process group is torn down) the process leaves with
+    ``os._exit``: gloo's C++ threads can otherwise abort at interpreter shutdown ("terminate called
+    without an active exception"), turning a finished run into a failed one at random."""
+    import os
+    import sys
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    try:
+        typer.run(train_command)
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        if world > 1:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        raise
+    if world > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
 if __name__ == "__main__":  # torchrun --nproc-per-node N -m lamm.cli.train CONFIG --out DIR
-    typer.run(train_command)
+    _main_under_torchrun()
