@@ -31,7 +31,7 @@ import numpy as np
 from lamm.bench.metrics.ap import coco_ap
 from lamm.bench.metrics.base import METRICS, MetricFamily, MetricReport, RecordError, check_inputs
 from lamm.bench.metrics.intervals import DEFAULT_N_BOOT, bootstrap_weighted
-from lamm.bench.metrics.synonyms import VOC_CLASSES, LabelMatcher, label_key
+from lamm.bench.metrics.synonyms import VOC_CLASSES, LabelMatcher, ObjectVocabulary, label_key
 from lamm.bench.parsers import parse_boxes_2d_with_pos
 
 
@@ -193,25 +193,12 @@ class DetectionMetric(MetricFamily):
 
     def __init__(self, vocabulary: Sequence[str] = VOC_CLASSES) -> None:
         """``vocabulary``: the classes recognised in answers; ground-truth labels are always added."""
-        self.vocabulary = tuple(vocabulary)
-        self._keys = {label_key(v) for v in self.vocabulary}
-        self._matchers: dict[tuple[str, ...], LabelMatcher] = {}
-
-    def _matcher(self, labels: Sequence[str]) -> LabelMatcher:
-        keys = self._keys
-        vocab = self.vocabulary + tuple(sorted({lab for lab in labels if label_key(lab) not in keys}))
-        if vocab not in self._matchers:
-            self._matchers[vocab] = LabelMatcher(vocab)
-        return self._matchers[vocab]
-
-    @staticmethod
-    def _labels(records: Sequence[dict]) -> list[str]:
-        return [o["label"] for r in records for o in (r.get("object") or []) if isinstance(o, dict)
-                and isinstance(o.get("label"), str)]
+        self._vocab = ObjectVocabulary(vocabulary)
+        self.vocabulary = self._vocab.vocabulary
 
     def parse(self, answer: Any, record: dict) -> list[dict] | None:
         """Boxes ``{"label", "bbox", "score"}`` in answer order, or ``None``."""
-        return labeled_boxes(answer, self._matcher(self._labels([record])))
+        return labeled_boxes(answer, self._vocab.matcher([record]))
 
     def evaluate(
         self, answers: Sequence[Any], records: Sequence[dict], *, ci: bool = True, seed: int = 0,
@@ -220,7 +207,7 @@ class DetectionMetric(MetricFamily):
         check_inputs(self, answers, records)
         for i, r in enumerate(records):
             check_objects(i, r, 4)
-        matcher = self._matcher(self._labels(records))
+        matcher = self._vocab.matcher(records)
         preds = [labeled_boxes(a, matcher) for a in answers]
         categories = list({label_key(c): c for c in matcher.labels}.values())
         ev = coco_evaluate(preds, list(records), categories)

@@ -30,7 +30,7 @@ from lamm.bench.metrics.ap import voc_ap
 from lamm.bench.metrics.base import METRICS, MetricFamily, MetricReport, check_inputs
 from lamm.bench.metrics.detection2d import check_objects, labeled_boxes, mean_over_classes
 from lamm.bench.metrics.intervals import DEFAULT_N_BOOT, bootstrap_weighted
-from lamm.bench.metrics.synonyms import SCANNET_CLASSES, LabelMatcher, label_key
+from lamm.bench.metrics.synonyms import SCANNET_CLASSES, ObjectVocabulary, label_key
 from lamm.bench.parsers import parse_boxes_3d_with_pos
 
 EPS = 1e-9
@@ -77,21 +77,12 @@ class Detection3DMetric(MetricFamily):
 
     def __init__(self, vocabulary: Sequence[str] = SCANNET_CLASSES) -> None:
         """``vocabulary``: the classes recognised in answers; ground-truth labels are always added."""
-        self.vocabulary = tuple(vocabulary)
-        self._keys = {label_key(v) for v in self.vocabulary}
-        self._matchers: dict[tuple[str, ...], LabelMatcher] = {}
-
-    def _matcher(self, records: Sequence[dict]) -> LabelMatcher:
-        extra = sorted({o["label"] for r in records for o in (r.get("object") or []) if isinstance(o, dict)
-                        and isinstance(o.get("label"), str) and label_key(o["label"]) not in self._keys})
-        vocab = self.vocabulary + tuple(extra)
-        if vocab not in self._matchers:
-            self._matchers[vocab] = LabelMatcher(vocab)
-        return self._matchers[vocab]
+        self._vocab = ObjectVocabulary(vocabulary)
+        self.vocabulary = self._vocab.vocabulary
 
     def parse(self, answer: Any, record: dict) -> list[dict] | None:
         """Boxes ``{"label", "bbox", "score"}`` in answer order, or ``None``."""
-        return labeled_boxes(answer, self._matcher([record]), parse=parse_boxes_3d_with_pos)
+        return labeled_boxes(answer, self._vocab.matcher([record]), parse=parse_boxes_3d_with_pos)
 
     def _tables(self, preds: list[list[dict] | None], records: Sequence[dict], thr: float):
         """Per class with ground truth: (tp flags in rank order, scene index, gts per scene)."""
@@ -125,7 +116,7 @@ class Detection3DMetric(MetricFamily):
         check_inputs(self, answers, records)
         for i, r in enumerate(records):
             check_objects(i, r, 6)
-        matcher = self._matcher(records)
+        matcher = self._vocab.matcher(records)
         preds = [labeled_boxes(a, matcher, parse=parse_boxes_3d_with_pos) for a in answers]
         ones = np.ones((1, len(records)))
         metrics: dict[str, float] = {}

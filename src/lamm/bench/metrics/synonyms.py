@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 UCMERCED_CLASSES = (
@@ -212,3 +212,24 @@ class LabelMatcher:
             for label in self._to[re.sub(r"\s+", " ", m.group(1))]:
                 seen.setdefault(label, None)
         return list(seen)
+
+
+class ObjectVocabulary:
+    """The classes a detection family recognises in answers: its fixed ``vocabulary`` plus every
+    ground-truth ``object[].label`` of the records being scored (so an unseen class is still read).
+    One :class:`LabelMatcher` is built and cached per resulting vocabulary."""
+
+    def __init__(self, vocabulary: Sequence[str]) -> None:
+        self.vocabulary = tuple(vocabulary)
+        self._keys = {label_key(v) for v in self.vocabulary}
+        self._matchers: dict[tuple[str, ...], LabelMatcher] = {}
+
+    def matcher(self, records: Sequence[dict]) -> LabelMatcher:
+        """The matcher for ``records``' ground-truth labels (objects without a string label are ignored)."""
+        extra = sorted({o["label"] for r in records for o in (r.get("object") or [])
+                        if isinstance(o, dict) and isinstance(o.get("label"), str)
+                        and label_key(o["label"]) not in self._keys})
+        vocab = self.vocabulary + tuple(extra)
+        if vocab not in self._matchers:
+            self._matchers[vocab] = LabelMatcher(vocab)
+        return self._matchers[vocab]
