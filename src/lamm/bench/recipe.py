@@ -35,9 +35,25 @@ from lamm.conversation import system_message
 HASH_VERSION = 1
 
 
+class CorruptionConfig(Config):
+    """Robustness desideratum: corrupt every sample before it is asked (``lamm.bench.desiderata.robustness``).
+
+    ``name``: a corruption of the sample's modality (image, point cloud) or of its question text;
+    ``severity``: 1 (mild) to 5 (strong); ``seed``: with the sample id, seeds every random choice."""
+
+    name: str
+    severity: int = Field(3, ge=1, le=5)
+    seed: int = 0
+
+
 class ScenarioConfig(Config):
     """Which data: a scenario name (``lamm bench recipes`` lists them), the split, and for the
-    ``generic`` scenario the file and metric family. ``root`` overrides the ``--root`` directory."""
+    ``generic`` scenario the file and metric family. ``root`` overrides the ``--root`` directory.
+
+    ``params``: options of the scenario's loader (e.g. POPE's negative sampling); ``corruption``: ask
+    corrupted copies of the samples (robustness); ``verbalizer``: relabel the options of a
+    multiple-choice scenario (instruction following; scored by the ``instruction_following`` family).
+    """
 
     name: str
     split: str = "test"
@@ -45,6 +61,9 @@ class ScenarioConfig(Config):
     metric: str | None = None
     task_type: str | None = None
     root: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    corruption: CorruptionConfig | None = None
+    verbalizer: str | None = None
 
 
 class ICLConfig(Config):
@@ -106,6 +125,8 @@ def scenario_meta(recipe: Recipe) -> tuple[str, str, str | None]:
 
     spec = get_scenario_spec(recipe.scenario.name)
     family = recipe.metrics.family or recipe.scenario.metric or spec.metric
+    if recipe.scenario.verbalizer and not recipe.metrics.family:
+        family = "instruction_following"
     if family is None:
         raise ConfigError(f"recipe {recipe.name!r}: scenario {spec.name!r} needs scenario.metric "
                           "(a metric family, e.g. classification)")

@@ -64,5 +64,22 @@ def load_scenario(cfg: ScenarioConfig, root: str | os.PathLike | None, *, split:
     split = split or cfg.split
     if split not in spec.splits and spec.splits:
         raise ScenarioError(f"scenario {cfg.name!r}: unknown split {split!r}; expected one of {', '.join(spec.splits)}")
-    return spec.load(Path(base) if base is not None else None, split=split, file=file or cfg.file,
-                     metric=cfg.metric, task_type=cfg.task_type)
+    extra = {"params": dict(cfg.params)} if cfg.params else {}
+    try:
+        scenario = spec.load(Path(base) if base is not None else None, split=split, file=file or cfg.file,
+                             metric=cfg.metric, task_type=cfg.task_type, **extra)
+    except TypeError as e:
+        if extra and "params" in str(e):
+            raise ScenarioError(f"scenario {cfg.name!r} takes no scenario.params (got {sorted(cfg.params)}); "
+                                "remove them from the recipe") from None
+        raise
+    # desiderata transforms: relabelled options (instruction following), corrupted copies (robustness)
+    if cfg.verbalizer:
+        from lamm.bench.desiderata.instruction_following import verbalize_scenario
+
+        scenario = verbalize_scenario(scenario, cfg.verbalizer)
+    if cfg.corruption is not None:
+        from lamm.bench.desiderata.robustness import corrupt_scenario
+
+        scenario = corrupt_scenario(scenario, cfg.corruption)
+    return scenario
