@@ -24,9 +24,9 @@ token count at collate time (``lamm.model``).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
-
 
 TASK_TYPES_2D = (
     "conversation", "description", "commonsenseqa", "classification", "detection",
@@ -95,25 +95,55 @@ def system_message(task_type: str | None) -> str:
 @dataclass
 class MediaRef:
     """An image or a point cloud: a ``path`` (relative to a root, or absolute) and/or loaded ``data``
-    (a PIL image, or a float32 ``(N, 3|6)`` array)."""
+    (a PIL image, or a float32 ``(N, 3|6)`` array).
+
+    Derived media (the robustness desideratum's corrupted copies, ``lamm.bench.desiderata``) add two
+    fields, always together:
+
+    * ``transform`` — a callable ``media -> media`` that :meth:`load` / :meth:`read` apply to what they
+      read from ``path``. Media stay lazy: nothing is decoded until a backend asks, and a fresh copy of
+      the ref (``dataclasses.replace(ref, data=None)``) re-reads the file and re-applies the transform.
+    * ``variant`` — a short text naming the derivation (e.g. ``gaussian_noise@3#0/<record id>``). Every
+      media identity — cache keys, feature-dedup keys, the dummy model's answer hash — includes it, so a
+      derived item is never confused with the clean file at the same ``path``.
+
+    ``data``, when set, is the media as the model sees it (for a transformed ref: after the transform).
+    Code that loads media must go through :meth:`load` (cached on the ref) or :meth:`read` (not
+    cached), never ``load_media(ref.path)`` directly, or it would see the clean file.
+    """
 
     modality: Modality
     path: str | None = None
     data: Any = None
+    transform: Callable[[Any], Any] | None = None
+    variant: str | None = None
 
     def __post_init__(self) -> None:
         if self.modality not in PLACEHOLDERS:
             raise ValueError(f"unknown modality {self.modality!r}; expected 'image' or 'pcl'")
         if self.path is None and self.data is None:
             raise ValueError("a MediaRef needs a path or loaded data")
+        # a transform without a variant would be keyed as the clean file by every cache
+        if (self.transform is None) != (self.variant is None):
+            raise ValueError("a MediaRef's transform and variant go together: give both or neither")
+        if self.transform is not None and self.path is None:
+            raise ValueError("a transformed MediaRef needs a path (the transform applies to the file as read); "
+                             "pass already-transformed media as data, without a transform")
+
+    def read(self, root: str | os.PathLike | None = None) -> Any:
+        """The media (``data`` if loaded, else the file read and transformed), not cached on the ref."""
+        if self.data is not None:
+            return self.data
+        from lamm.media import load_media
+
+        assert self.path is not None
+        media = load_media(self.path, root)
+        return self.transform(media) if self.transform is not None else media
 
     def load(self, root: str | os.PathLike | None = None) -> Any:
-        """The loaded media (cached on the object)."""
+        """The loaded media (cached on the object); see :meth:`read`."""
         if self.data is None:
-            from lamm.media import load_media
-
-            assert self.path is not None
-            self.data = load_media(self.path, root)
+            self.data = self.read(root)
         return self.data
 
 

@@ -181,11 +181,10 @@ def media_embedding(sample: Sample) -> np.ndarray:
     """The embedding of a sample's first media item (image or point cloud), unit length."""
     if not sample.media:
         raise ValueError(f"sample {sample.id!r} has no media; topk_image needs an image or a point cloud")
-    from lamm.media import load_media
-
     ref = sample.media[0]
-    # not ref.load(): that would keep every pool image in memory for the whole run
-    data = ref.data if ref.data is not None else load_media(str(ref.path))
+    # not ref.load(): that would keep every pool image in memory for the whole run; read() applies a
+    # corrupted copy's transform (MediaRef.transform) so the embedding is of what the model is shown
+    data = ref.read()
     v = image_embedding(data) if ref.modality == "image" else point_cloud_embedding(np.asarray(data))
     n = np.linalg.norm(v)
     return v / n if n > 0 else v

@@ -3,7 +3,9 @@
 A *prompt* wraps a sample's question; it is a format string with ``{question}`` and optionally
 ``{options}`` (the options as ``(A) cat (B) dog``) and ``{labels}`` (the options joined by commas). An
 *answer template* is what a likelihood inferencer scores for each option: a format string with
-``{option}`` (the option's text) and/or ``{letter}`` (its letter, A, B, ...).
+``{option}`` (the option's text) and/or ``{letter}`` (its letter, A, B, ...). A sample whose options carry
+other labels (``Sample.labels``: a verbalised question, instruction following) renders ``{options}`` and
+``{letter}`` with those labels instead.
 
 Pools are keyed by metric family (``lamm.bench.metrics``); every family has a ``default`` prompt
 (``"{question}"``: the benchmark's own query, as LAMM asks it) plus ChEF-style variants. A recipe names
@@ -77,6 +79,8 @@ ANSWER_TEMPLATES: dict[str, str] = {
 #: the answer template a family's ``default`` resolves to (likelihood scoring)
 DEFAULT_ANSWER_TEMPLATE: dict[str, str] = {
     "multiple_choice": "letter_option",
+    # verbalised multiple choice: "{letter}" is the option's new label ("The answer is (2) repel")
+    "instruction_following": "letter_option",
     "facial_smile": "plain",
 }
 
@@ -99,6 +103,15 @@ MULTITURN: dict[str, tuple[str, str]] = {
 }
 
 LETTERS = string.ascii_uppercase
+
+
+def option_label(index: int, labels: list[str] | None = None) -> str:
+    """The label of option ``index``: ``labels[index]``, or its letter when ``labels`` is ``None``."""
+    if labels is None:
+        return LETTERS[index]
+    if not 0 <= index < len(labels):
+        raise ValueError(f"option {index} has no label: the sample gives {len(labels)} labels ({labels!r})")
+    return labels[index]
 
 
 def prompt_pool(family: str) -> dict[str, str]:
@@ -133,21 +146,26 @@ class ResolvedInstruction:
     cot_answer: str = COT_ANSWER
     multiturn: tuple[str, str] | None = None
 
-    def format_question(self, question: str, options: list[str] | None = None) -> str:
-        """The prompt applied to one question; ``{options}``/``{labels}`` need the sample's options."""
+    def format_question(self, question: str, options: list[str] | None = None,
+                        labels: list[str] | None = None) -> str:
+        """The prompt applied to one question; ``{options}``/``{labels}`` need the sample's options.
+
+        ``labels``: each option's label in ``{options}`` (``None``: the letters A, B, ...).
+        """
         needs = [k for k in ("{options}", "{labels}") if k in self.prompt]
         if needs and not options:
             raise ValueError(f"prompt {self.prompt_id!r} uses {needs[0]} but the sample has no options")
         opts = options or []
         return self.prompt.format(
             question=question,
-            options=" ".join(f"({LETTERS[i]}) {o}" for i, o in enumerate(opts)),
+            options=" ".join(f"({option_label(i, labels)}) {o}" for i, o in enumerate(opts)),
             labels=", ".join(opts),
         ).strip()
 
-    def format_answer(self, option: str, index: int) -> str:
-        """The answer template for option ``index`` (text ``option``)."""
-        return self.answer_template.format(option=option, letter=LETTERS[index])
+    def format_answer(self, option: str, index: int, labels: list[str] | None = None) -> str:
+        """The answer template for option ``index`` (text ``option``); ``{letter}`` is ``labels[index]``
+        when labels are given (a verbalised question), else the letter."""
+        return self.answer_template.format(option=option, letter=option_label(index, labels))
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

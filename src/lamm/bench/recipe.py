@@ -153,6 +153,10 @@ def recipe_hash(recipe: Recipe, resolved: ResolvedInstruction | None = None) -> 
     payload["scenario"].pop("root", None)
     payload["texts"] = resolved.to_json()
     payload["texts"]["system_effective"] = resolved.system if resolved.system is not None else system_message(task_type)
+    if recipe.scenario.verbalizer:  # the relabelled options and their instruction are prompt text too
+        from lamm.bench.desiderata.instruction_following import verbalizer_texts
+
+        payload["texts"]["verbalizer"] = verbalizer_texts(recipe.scenario.verbalizer)
     payload["hash_version"] = HASH_VERSION
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()[:16]

@@ -54,6 +54,12 @@ def run_report_markdown(results: dict[str, Any], examples: list[dict[str, Any]])
         f"- model fingerprint `{r['model_fingerprint']}`, recipe hash `{r['recipe_hash']}`",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in r["versions"].items()),
     ]
+    cal = r.get("calibration")
+    if cal:
+        lines.append(f"- calibration: ECE {_num(cal['ece'])}%{_ci(cal.get('ece_ci'))} over {cal['n_bins']} equal-count "
+                     f"bins of the top option probability; mean confidence {_num(cal['mean_confidence'])}%, "
+                     f"accuracy {_num(cal['accuracy'])}% (overconfidence {_num(cal['overconfidence'])}); "
+                     "reliability diagram: reliability.svg")
     if r.get("duplicate_ids"):
         lines.append(f"- {r['duplicate_ids']} records repeat an earlier id; they were renamed id@index")
     if examples:

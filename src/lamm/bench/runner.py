@@ -280,6 +280,14 @@ def score_and_write(recipe: Recipe, scenario: Scenario, family: str, indices: li
         "lower_is_better": sorted(m for m in rep["metrics"] if m in LOWER_IS_BETTER),
         "chance": getattr(scenario, "chance", None), "info": rep["info"], "versions": versions(),
     }
+    # calibration desideratum: a ppl run of single-question records gets its ECE and a reliability diagram
+    from lamm.bench.desiderata.calibration import calibration_from_answers, reliability_svg
+
+    calibration = calibration_from_answers(lines, headline, ci=recipe.metrics.ci, seed=recipe.metrics.seed)
+    if calibration is not None:
+        results["calibration"] = _json_safe(calibration)
+        write_text_atomic(out / "reliability.svg", reliability_svg(
+            calibration["bins"], recipe.name or recipe.scenario.name, ece=calibration["ece"]))
     write_json_atomic(out / "results.json", results)
     recipe.dump(out / "recipe.yaml")
     write_text_atomic(out / "report.md", run_report_markdown(results, lines[:5]))

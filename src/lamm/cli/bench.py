@@ -62,9 +62,10 @@ def score(
 
 def _register_run_commands() -> None:
     # run / suite / report / recipes live in their own module (the runner side of the benchmark)
-    from lamm.cli import bench_runs
+    from lamm.cli import bench_judge, bench_runs
 
     bench_runs.register(app)
+    bench_judge.register(app)  # judge / compare: the LLM judge on finished runs
 
 
 _register_run_commands()

@@ -83,9 +83,10 @@ def synth(
 
 def _register_build_commands() -> None:
     # build / convert / stats live in their own module (dataset construction)
-    from lamm.cli import data_build
+    from lamm.cli import data_build, data_pope
 
     data_build.register(app)
+    data_pope.register(app)
 
 
 _register_build_commands()

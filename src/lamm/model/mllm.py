@@ -102,15 +102,15 @@ def preprocess_media(cfg: ModelConfig, media: Sequence[MediaRef], root: str | os
     from the media path (``sample_seed(path, 0)``). Pure CPU, needs no model: safe in DataLoader workers.
     Modalities with no media are absent from the result.
     """
-    from lamm.media import load_media
     from lamm.model.encoders.preprocess import preprocess_images, preprocess_point_cloud, sample_seed
 
     if sample_seeds is not None and len(sample_seeds) != len(media):
         raise ValueError(f"{len(media)} media but {len(sample_seeds)} sample seeds")
 
     def load(m: MediaRef) -> Any:
-        # not m.load(): that caches the data on the ref, and a DataLoader worker would keep every image
-        return m.data if m.data is not None else load_media(m.path, root)
+        # not m.load(): that caches the data on the ref, and a DataLoader worker would keep every image;
+        # read() applies a derived ref's transform (MediaRef.transform: a corrupted copy stays corrupted)
+        return m.read(root)
 
     images = [load(m) for m in media if m.modality == "image"]
     clouds = []

@@ -15,7 +15,7 @@ before scoring.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lamm.bench.icl import Retriever
@@ -44,8 +44,9 @@ def render_prompt(conv: Conversation) -> str:
 
 
 def _media(sample: Sample) -> list[MediaRef]:
-    # fresh refs: a backend that caches loaded data on a ref must not pin every image of the run
-    return [MediaRef(m.modality, path=m.path, data=None if m.path else m.data) for m in sample.media]
+    # fresh refs: a backend that caches loaded data on a ref must not pin every image of the run;
+    # replace() keeps a derived ref's transform and variant (a corrupted copy stays corrupted)
+    return [replace(m, data=None if m.path else m.data) for m in sample.media]
 
 
 class Inferencer(abc.ABC):
@@ -67,7 +68,8 @@ class Inferencer(abc.ABC):
         self.options = options
 
     def question_text(self, sample: Sample) -> str:
-        return self.instruction.format_question(sample.question, sample.options)
+        # a verbalised sample (instruction following) shows its options under its own labels
+        return self.instruction.format_question(sample.question, sample.options, sample.labels)
 
     def conversation(self, sample: Sample, question: str | None = None) -> Conversation:
         """In-context examples as earlier turns, then the sample's question with its media."""

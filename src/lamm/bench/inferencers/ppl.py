@@ -4,7 +4,8 @@ Each option is filled into the answer template (``"The answer is ({letter}) {opt
 as the assistant's reply by :meth:`Engine.loglikelihood`; the option with the highest mean (default, as
 ChEF) or summed token log-probability wins. ``extra`` keeps every option's score and its probability —
 the softmax over the option scores — which the calibration desideratum needs. The answer text is the
-winning option's filled template, so the ordinary parsers read it.
+winning option's filled template, so the ordinary parsers read it. A verbalised sample (``Sample.labels``,
+instruction following) fills ``{letter}`` with its own labels ("The answer is (2) repel").
 
 All options of all samples of a batch go to the engine in one call: a backend that shares the prompt
 across requests with the same conversation computes it once per sample (``benchmarks/ppl_shared_prompt.py``).
@@ -45,9 +46,14 @@ class PPLInferencer(Inferencer):
             if not s.options:
                 raise ValueError(f"sample {s.id!r}: the ppl inferencer needs answer options, and this scenario's "
                                  "samples have none; use the direct inferencer")
+            if s.labels is not None and "{letter}" not in self.instruction.answer_template:
+                # scoring option texts alone would never show the model the labels it is asked to use
+                raise ValueError(f"sample {s.id!r} has relabelled options (scenario.verbalizer) but the answer "
+                                 f"template {self.instruction.answer_template!r} has no {{letter}}; use "
+                                 "instruction.answer_template: letter_option or answer_is_letter")
             conv = self.conversation(s)
             convs.append(conv)
-            requests.extend(LoglikelihoodRequest(conv, self.instruction.format_answer(o, j))
+            requests.extend(LoglikelihoodRequest(conv, self.instruction.format_answer(o, j, s.labels))
                             for j, o in enumerate(s.options))
         results = self.engine.loglikelihood(requests)
         out, pos = [], 0
@@ -58,7 +64,7 @@ class PPLInferencer(Inferencer):
             scores = [r.mean_logprob if score_kind == "mean" else r.sum_logprob for r in res]
             best = max(range(len(scores)), key=lambda j: (scores[j], -j))
             out.append(InferenceResult(
-                self.instruction.format_answer(s.options[best], best), render_prompt(conv),
+                self.instruction.format_answer(s.options[best], best, s.labels), render_prompt(conv),
                 {"choice": best, "option_scores": scores, "option_probs": softmax(scores),
                  "score": score_kind, "options": list(s.options)},
             ))

@@ -56,10 +56,12 @@ from lamm.bench.metrics import (  # noqa: F401  (importing registers each family
     detection2d,
     detection3d,
     grounding3d,
+    instruction_following,
     keypoints,
     locating,
     multiple_choice,
     ocr,
+    pope,
 )
 from lamm.bench.metrics.base import METRICS, MetricFamily, MetricReport, PerSampleFamily, RecordError
 

@@ -35,7 +35,8 @@ __all__ = [
     "get_scenario_spec", "load_all", "load_scenario", "subset_indices",
 ]
 
-_MODULES = ("lamm.bench.scenarios.lamm_files", "lamm.bench.scenarios.synthetic", "lamm.bench.scenarios.generic")
+_MODULES = ("lamm.bench.scenarios.lamm_files", "lamm.bench.scenarios.synthetic", "lamm.bench.scenarios.generic",
+            "lamm.bench.scenarios.pope")
 
 
 def load_all() -> None:

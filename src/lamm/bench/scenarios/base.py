@@ -41,7 +41,9 @@ class Sample:
     closed-vocabulary tasks (``None`` for open tasks); ``task_type``: the conversation task type that
     selects the system message; ``group``/``part``: the record id and the sub-question name of
     multi-question records (``part`` is ``None`` otherwise); ``answer``: the gold answer as text, used
-    only to show in-context examples; ``index``: the record's index in the scenario's records.
+    only to show in-context examples; ``index``: the record's index in the scenario's records;
+    ``labels``: the label of each option where it is not its letter (A, B, ...) — a verbalised
+    multiple-choice sample (instruction following) — used to render options and ``ppl`` answers.
     """
 
     id: str
@@ -54,6 +56,7 @@ class Sample:
     part: str | None = None
     answer: str | None = None
     index: int = 0
+    labels: list[str] | None = None
 
     def __post_init__(self) -> None:
         if not self.group:

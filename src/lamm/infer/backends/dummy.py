@@ -29,7 +29,8 @@ def _conversation_key(conv: Any) -> str:
     parts = [conv.system_text, conv.task_type]
     for m in conv.messages:
         parts.append(f"{m.role}:{m.content}")
-        parts.extend(f"{r.modality}:{r.path}" for r in m.media)
+        # a derived item (MediaRef.variant, e.g. a corrupted copy) is another input than its clean file
+        parts.extend(f"{r.modality}:{r.path}" + (f"|{r.variant}" if r.variant else "") for r in m.media)
     return "\x1f".join(parts)
 
 

@@ -219,8 +219,9 @@ class HFEngine(Engine):
         """One forward pass per distinct prompt, all of its continuations batched (right-padded)."""
         groups: dict[str, list[int]] = {}
         for i, r in enumerate(requests):
-            key = json.dumps([self.prompt_text(r.conversation), [(m.modality, m.path, id(m.data))
-                                                                  for m in r.conversation.media]])
+            # the variant: a corrupted copy of a file is another input (MediaRef.variant)
+            media = [(m.modality, m.path, m.variant, id(m.data)) for m in r.conversation.media]
+            key = json.dumps([self.prompt_text(r.conversation), media])
             groups.setdefault(key, []).append(i)
         out: list[LoglikelihoodResult | None] = [None] * len(requests)
         for idx in groups.values():

@@ -47,9 +47,10 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torc
 
 
 def media_key(ref: MediaRef, root: str | None) -> tuple:
-    """Identity of a media item within a call: its resolved path, else the loaded object itself."""
+    """Identity of a media item within a call: its resolved path and variant (a corrupted copy of a file
+    is not the file; ``MediaRef.variant``), else the loaded object itself."""
     if ref.path is not None:
-        return (ref.modality, str(resolve_media_path(ref.path, root).resolve()))
+        return (ref.modality, str(resolve_media_path(ref.path, root).resolve()), ref.variant or "")
     return (ref.modality, "id", id(ref.data))
 
 

@@ -65,8 +65,9 @@ def media_data_url(ref: MediaRef, root: str | None) -> str:
         buf = io.BytesIO()
         np.save(buf, np.asarray(ref.load(root), dtype=np.float32), allow_pickle=False)
         return "data:application/x-npy;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-    if ref.data is None and ref.path is not None:
-        # the file's own bytes: no re-encoding, so the server sees exactly the file
+    if ref.data is None and ref.path is not None and ref.transform is None:
+        # the file's own bytes: no re-encoding, so the server sees exactly the file (a transformed ref,
+        # e.g. a corrupted copy, is sent as the PNG of its transformed pixels below)
         p = resolve_media_path(ref.path, root)
         mime = mimetypes.guess_type(p.name)[0]
         if mime and mime.startswith("image/"):

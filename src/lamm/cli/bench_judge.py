@@ -1,0 +1,184 @@
+"""``lamm bench judge | compare``: an LLM judge on finished benchmark runs (language performance).
+
+``lamm.cli.bench`` calls :func:`register` with its typer app. Examples::
+
+    lamm bench judge runs/bench/tiny/flickr30k --judge openai:gpt-4o@https://api.openai.com/v1 --root data/LAMM
+    lamm bench compare runs/bench/a/scienceqa runs/bench/b/scienceqa --judge openai:qwen@http://127.0.0.1:8000/v1 \\
+        --root data/LAMM --judge-option concurrency=16
+
+Judge replies are cached in ``OUT/cache.sqlite`` (``--cache`` to share one), so a rerun asks nothing again.
+The command exits 1 (after writing its outputs) when more than ``--max-failed`` of the judgements failed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from lamm.cli.common import console, err_console, user_errors
+
+_JUDGE = Annotated[str, typer.Option("--judge", help="Judge engine spec: openai:MODEL@URL, hf:ID, lamm:DIR, dummy:constant=TEXT.")]
+_ROOT = Annotated[Path | None, typer.Option(help="Benchmark root the run(s) used: the ground truth is reloaded from there.")]
+_LIMIT = Annotated[int | None, typer.Option(help="Judge a seeded subset of N samples.")]
+_CACHE = Annotated[Path | None, typer.Option(help="Response cache for judge replies (default OUT/cache.sqlite).")]
+_OPTS = Annotated[list[str] | None, typer.Option("--judge-option", help="Engine option KEY=VALUE (repeatable), e.g. max_retries=2, concurrency=16, timeout=60.")]
+_TOKENS = Annotated[int, typer.Option(help="Most tokens of each judge reply.")]
+_BATCH = Annotated[int, typer.Option(help="Judge requests per engine call.")]
+_SEED = Annotated[int, typer.Option(help="Seed of the --limit subset and of the bootstrap intervals.")]
+_MAXF = Annotated[float, typer.Option(help="Exit 1 when the share of failed judgements exceeds this (0–1).")]
+_INAROW = Annotated[int, typer.Option(help="Stop (exit 2) after this many failed judge calls in a row; 0: never.")]
+_PROGRESS = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
+
+
+def _errors():
+    from lamm.bench.judge import JudgeUnavailableError
+    from lamm.bench.judge_prompts import JudgeError
+    from lamm.bench.scenarios import ScenarioError
+
+    return user_errors(JudgeError, JudgeUnavailableError, ScenarioError, ValueError)
+
+
+def _engine_options(items: list[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--judge-option {item!r}: expected KEY=VALUE, e.g. max_retries=2")
+        try:
+            out[key.strip()] = json.loads(raw)  # numbers and booleans typed; anything else stays text
+        except json.JSONDecodeError:
+            out[key.strip()] = raw
+    return out
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "run"
+
+
+def _judged(judge_spec: str, options: list[str] | None, cache_path: Path, max_new_tokens: int, batch_size: int,
+            in_a_row: int, progress: bool, call):
+    """Build the judge with its cache and a progress bar, run ``call(judge)``; returns (result, judge)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from lamm.bench.cache import ResponseCache
+    from lamm.bench.judge import Judge
+
+    with ResponseCache(cache_path) as cache, Progress(
+            TextColumn("[bold]judge"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=err_console, disable=not progress) as bar:
+        task = bar.add_task("judge", total=None)
+        judge = Judge(judge_spec, cache=cache, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                      engine_options=_engine_options(options), progress=lambda n: bar.advance(task, n),
+                      max_consecutive_failures=in_a_row)
+        try:
+            return call(judge), judge
+        finally:
+            judge.engine.close()
+
+
+def _check_failures(failures: int, n: int, max_failed: float) -> None:
+    if n and failures / n > max_failed:
+        err_console.print(f"[bold red]error:[/] {failures} of {n} judgements failed (more than --max-failed "
+                          f"{max_failed:g}); see the failed judgements in the report", highlight=False)
+        raise typer.Exit(1)
+
+
+def judge(
+    run_dir: Annotated[Path, typer.Argument(help="A finished `lamm bench run` directory.")],
+    judge_spec: _JUDGE,
+    root: _ROOT = None,
+    limit: _LIMIT = None,
+    out: Annotated[Path | None, typer.Option(help="Where to write judge.json / judge.md (default: RUN_DIR).")] = None,
+    cache: _CACHE = None,
+    judge_option: _OPTS = None,
+    prompt: Annotated[str, typer.Option(help="Judge prompt id (lamm.bench.judge_prompts.JUDGE_PROMPTS).")] = "single-v1",
+    max_new_tokens: _TOKENS = 512,
+    batch_size: _BATCH = 16,
+    seed: _SEED = 0,
+    max_failed: _MAXF = 0.1,
+    max_consecutive_failures: _INAROW = 16,
+    progress: _PROGRESS = True,
+) -> None:
+    """Grade a run's answers 0–10 with an LLM judge (helpfulness, relevance, accuracy, detail)."""
+    from lamm.bench.judge_runs import judge_run, load_run
+
+    out_dir = out or run_dir
+    with _errors():
+        load_run(run_dir)  # a bad run directory fails before any cache file is created
+        r, j = _judged(judge_spec, judge_option, cache or out_dir / "cache.sqlite", max_new_tokens, batch_size,
+                       max_consecutive_failures, progress,
+                       lambda jd: judge_run(run_dir, jd, root=root, limit=limit, seed=seed, prompt_id=prompt,
+                                            out_dir=out_dir))
+    from rich.table import Table
+
+    table = Table(title=f"lamm bench judge — {r['model']} on {r['recipe']} (judge {r['judge']})")
+    for col in ("mean score (0–10)", "95% CI", "judged", "scored", "failed (call / unparsable)"):
+        table.add_column(col, justify="right")
+    ci = r["ci"]
+    table.add_row("–" if r["mean_score"] is None else f"{r['mean_score']:.2f}",
+                  f"[{ci[0]:.2f}, {ci[1]:.2f}]" if None not in ci else "–", str(r["n"]), str(r["n_scored"]),
+                  f"{r['failures']} ({r['failure_kinds']['call']} / {r['failure_kinds']['unparsable']})")
+    console.print(table)
+    console.print(f"asked {j.n_asked}, from cache {j.n_cached}; wrote {out_dir}/judge.json, judge.md", highlight=False)
+    _check_failures(r["failures"], r["n"], max_failed)
+
+
+def compare(
+    run_a: Annotated[Path, typer.Argument(help="Run directory of model A.")],
+    run_b: Annotated[Path, typer.Argument(help="Run directory of model B (same scenario).")],
+    judge_spec: _JUDGE,
+    root: _ROOT = None,
+    limit: _LIMIT = None,
+    out: Annotated[Path | None, typer.Option(help="Where to write compare.json / compare.md (default: RUN_A/compare_vs_<B>).")] = None,
+    cache: _CACHE = None,
+    judge_option: _OPTS = None,
+    prompt: Annotated[str, typer.Option(help="Judge prompt id (lamm.bench.judge_prompts.JUDGE_PROMPTS).")] = "pairwise-v1",
+    max_new_tokens: _TOKENS = 512,
+    batch_size: _BATCH = 16,
+    seed: _SEED = 0,
+    max_failed: _MAXF = 0.1,
+    max_consecutive_failures: _INAROW = 16,
+    progress: _PROGRESS = True,
+) -> None:
+    """Pairwise comparison of two runs by an LLM judge, asked in both orders: win rate of A over B."""
+    from lamm.bench.judge_runs import compare_runs, load_run
+
+    out_dir = out or run_a / f"compare_vs_{_slug(str(run_b))}"
+    with _errors():
+        load_run(run_a), load_run(run_b)  # bad run directories fail before any cache file is created
+        r, j = _judged(judge_spec, judge_option, cache or out_dir / "cache.sqlite", max_new_tokens, batch_size,
+                       max_consecutive_failures, progress,
+                       lambda jd: compare_runs(run_a, run_b, jd, root=root, limit=limit, seed=seed, prompt_id=prompt,
+                                               out_dir=out_dir))
+    from rich.table import Table
+
+    def ci(name: str) -> str:
+        lo, hi = r["ci"][name]
+        return f"[{lo:.2f}, {hi:.2f}]" if lo is not None and hi is not None else "–"
+
+    def f(v: Any) -> str:
+        return "–" if v is None else f"{v:.2f}"
+
+    table = Table(title=f"lamm bench compare — A: {r['model_a']} vs B: {r['model_b']} (judge {r['judge']})")
+    for col in ("statistic", "value", "95% CI"):
+        table.add_column(col, justify="left" if col == "statistic" else "right")
+    pb = r["position_bias"]
+    table.add_row("win rate of A, ties half (%)", f(r["win_rate"]), ci("win_rate"))
+    table.add_row("win rate of A, without ties (%)", f(r["win_rate_no_ties"]), ci("win_rate_no_ties"))
+    table.add_row("A wins / B wins / ties / failed", f"{r['wins']} / {r['losses']} / {r['ties']} / {r['failures']}", "")
+    table.add_row("judge preferred position 1 (%)", f(pb["first_position_rate"]), "")
+    console.print(table)
+    console.print(f"judged {r['n']} of {r['n_common']} common samples (only in A: {len(r['only_in_a'])}, only in B: "
+                  f"{len(r['only_in_b'])}); asked {j.n_asked}, from cache {j.n_cached}; wrote {out_dir}/compare.json, "
+                  "compare.md", highlight=False)
+    _check_failures(r["failures"], r["n"], max_failed)
+
+
+def register(bench_app: typer.Typer) -> None:
+    """Add ``judge`` and ``compare`` to the ``lamm bench`` group."""
+    bench_app.command("judge")(judge)
+    bench_app.command("compare")(compare)
