@@ -60,6 +60,9 @@ class QuickstartConfig(Config):
     n_test_scenes_3d: int = 60
     micro_batch_size: int = 32
     lr: float = 1e-3
+    #: encoders and projectors learn from scratch through the LLM; 3x the LLM's rate (with BatchNorm in
+    #: the CNN) moved the onset of shape recognition from ~250 to ~120 steps in our measurements
+    encoder_lr: float = 3e-3
     bench_limit: int = 100
     cpu_threads: int = 2
 
@@ -159,7 +162,8 @@ def train_config(cfg: QuickstartConfig, init: Path, task_files: dict[str, Path],
         # constant LR after warm-up: a from-scratch vision path "switches on" late in a short run, and a
         # decaying schedule starved it in our measurements
         "optim": {"lr": cfg.lr, "betas": [0.9, 0.95], "weight_decay": 0.01, "warmup_steps": 30,
-                  "schedule": "constant", "clip_grad_norm": 1.0},
+                  "schedule": "constant", "clip_grad_norm": 1.0,
+                  "encoder_lr": cfg.encoder_lr, "projector_lr": cfg.encoder_lr},
         "precision": "fp32", "cpu_threads": cfg.cpu_threads, "seed": cfg.seed,
         "checkpoint": {"save_every": 100, "keep_last": 1},
         "eval": {"every": max(50, cfg.steps // 4), "max_samples": 128},

@@ -20,13 +20,13 @@ from lamm.bench.desiderata.instruction_following import (
     choice_consistency,
     consistency_between_runs,
     run_choices,
-    strip_options_tail,
     verbalize_scenario,
 )
 from lamm.bench.inferencers import make_inferencer
 from lamm.bench.instructions import resolve_instruction
 from lamm.bench.metrics import METRICS, RecordError
 from lamm.bench.metrics.instruction_following import parse_label
+from lamm.bench.options import split_options
 from lamm.bench.recipe import ScenarioConfig, load_recipe, recipe_hash
 from lamm.bench.runner import run_recipe
 from lamm.bench.scenarios import ScenarioError, load_scenario
@@ -90,11 +90,12 @@ def test_options_tail_variants(tmp_path):
                   "Context: magnets. Question: Will they attract or repel? Options: (1) attract (2) repel",
                   "Which one? Options: (1) red (2) blue (3) green (4) yellow",
                   "Is (A) mentioned? Options: (1) red (2) blue (3) green (4) yellow"]
-    assert strip_options_tail("(A) x (B) y", ["x", "y"]) == ("", True)
-    assert strip_options_tail("Pick one of these choices (A) x (B) y", ["x", "y"]) == ("Pick one of these choices", True)
-    assert strip_options_tail("  No options here  ", ["x", "y"]) == ("No options here", False)
+    assert split_options("(A) x (B) y", ["x", "y"]) == ("", "(A) x (B) y")
+    assert split_options("Pick one of these choices (A) x (B) y", ["x", "y"]) == ("Pick one of these choices",
+                                                                                 " (A) x (B) y")
+    assert split_options("  No options here  ", ["x", "y"]) == ("  No options here  ", "")
     # options disagreeing with the query's tail: the tail is still replaced (gt_choices are the truth)
-    assert strip_options_tail("Q? (A) u (B) v", ["x", "y"]) == ("Q?", True)
+    assert split_options("Q? (A) u (B) v", ["x", "y"]) == ("Q?", " (A) u (B) v")
 
 
 def test_verbalize_errors(tmp_path):

@@ -40,7 +40,7 @@ from lamm.bench.desiderata.robustness import (
     rrm,
     rrm_undefined_reason,
 )
-from lamm.bench.desiderata.text_corruptions import split_options
+from lamm.bench.options import split_options
 from lamm.bench.recipe import CorruptionConfig, Recipe, ScenarioConfig, load_recipe, recipe_hash
 from lamm.bench.runner import run_recipe
 from lamm.bench.scenarios import ScenarioError, load_scenario

@@ -24,7 +24,7 @@ PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b
            "#9c755f", "#bab0ac")
 
 
-def _num(v: Any, digits: int = 2) -> str:
+def format_number(v: Any, digits: int = 2) -> str:
     return "–" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{digits}f}"
 
 
@@ -39,13 +39,13 @@ def run_report_markdown(results: dict[str, Any], examples: list[dict[str, Any]])
     r = results
     lines = [
         f"# {r['recipe'] or r['scenario']} — {r['model']}", "",
-        f"**{r['headline']}: {_num(r['score'])}**{_ci(r['ci'].get(r['headline']))} "
+        f"**{r['headline']}: {format_number(r['score'])}**{_ci(r['ci'].get(r['headline']))} "
         f"({'higher' if r['higher_is_better'] else 'lower'} is better"
-        + (f"; chance {_num(r['chance'])}" if r.get("chance") is not None else "") + ")", "",
+        + (f"; chance {format_number(r['chance'])}" if r.get("chance") is not None else "") + ")", "",
         "| metric | value | 95% CI |", "|---|---|---|",
     ]
     for name, value in r["metrics"].items():
-        lines.append(f"| {name} | {_num(value)} | {_ci(r['ci'].get(name)).strip()} |")
+        lines.append(f"| {name} | {format_number(value)} | {_ci(r['ci'].get(name)).strip()} |")
     lines += [
         "", f"- scenario: {r['scenario']} ({r['split']}, {r['source']}), metric family {r['family']}",
         f"- records scored: {r['n']} of {r['n_records']}" + (f" (--limit {r['limit']})" if r["limit"] is not None else "")
@@ -56,9 +56,9 @@ def run_report_markdown(results: dict[str, Any], examples: list[dict[str, Any]])
     ]
     cal = r.get("calibration")
     if cal:
-        lines.append(f"- calibration: ECE {_num(cal['ece'])}%{_ci(cal.get('ece_ci'))} over {cal['n_bins']} equal-count "
-                     f"bins of the top option probability; mean confidence {_num(cal['mean_confidence'])}%, "
-                     f"accuracy {_num(cal['accuracy'])}% (overconfidence {_num(cal['overconfidence'])}); "
+        lines.append(f"- calibration: ECE {format_number(cal['ece'])}%{_ci(cal.get('ece_ci'))} over {cal['n_bins']} equal-count "
+                     f"bins of the top option probability; mean confidence {format_number(cal['mean_confidence'])}%, "
+                     f"accuracy {format_number(cal['accuracy'])}% (overconfidence {format_number(cal['overconfidence'])}); "
                      "reliability diagram: reliability.svg")
     if r.get("duplicate_ids"):
         lines.append(f"- {r['duplicate_ids']} records repeat an earlier id; they were renamed id@index")
@@ -144,7 +144,7 @@ def leaderboard_markdown(entries: list[Entry]) -> str:
     out = ["# lamm bench leaderboard", "", "| model | " + " | ".join(f"{t} ({heads[t]})" for t in tasks) + " |",
            "|---|" + "---|" * len(tasks)]
     for m in models:
-        out.append(f"| {m} | " + " | ".join(_num(cells[(m, t)].score) if (m, t) in cells else "–" for t in tasks) + " |")
+        out.append(f"| {m} | " + " | ".join(format_number(cells[(m, t)].score) if (m, t) in cells else "–" for t in tasks) + " |")
     lower = [f"{t} ({heads[t]})" for t in tasks
              if any(e.task == t and not e.results.get("higher_is_better", True) for e in entries)]
     out += ["", "Higher is better" + (f" except {', '.join(lower)}" if lower else "") + "."]
@@ -168,13 +168,13 @@ def _bar_svg(task: str, entries: list[Entry], colours: dict[str, str]) -> str:
         x = pad + i * bw + bw * 0.15
         bh = max(0.0, v) * scale
         parts.append(f'<rect x="{x:.1f}" y="{h - pad - bh:.1f}" width="{bw * 0.7:.1f}" height="{bh:.1f}" '
-                     f'fill="{colours[e.model]}"><title>{html.escape(e.model)}: {_num(e.score)}</title></rect>')
+                     f'fill="{colours[e.model]}"><title>{html.escape(e.model)}: {format_number(e.score)}</title></rect>')
         if ci[0] is not None and ci[1] is not None:
             cx = x + bw * 0.35
             parts.append(f'<line x1="{cx:.1f}" y1="{h - pad - ci[0] * scale:.1f}" x2="{cx:.1f}" '
                          f'y2="{h - pad - ci[1] * scale:.1f}" stroke="#333"/>')
-        parts.append(f'<text x="{x + bw * 0.35:.1f}" y="{h - pad - bh - 4:.1f}" text-anchor="middle" class="v">{_num(e.score, 1)}</text>')
-    parts.append(f'<text x="{pad - 4}" y="{top + 4}" text-anchor="end" class="v">{_num(ymax, 0)}</text>'
+        parts.append(f'<text x="{x + bw * 0.35:.1f}" y="{h - pad - bh - 4:.1f}" text-anchor="middle" class="v">{format_number(e.score, 1)}</text>')
+    parts.append(f'<text x="{pad - 4}" y="{top + 4}" text-anchor="end" class="v">{format_number(ymax, 0)}</text>'
                  f'<text x="{pad - 4}" y="{h - pad}" text-anchor="end" class="v">0</text></svg>')
     return "".join(parts)
 
@@ -218,7 +218,7 @@ def leaderboard_html(entries: list[Entry]) -> str:
         for t in tasks:
             e = cells.get((m, t))
             tds.append("<td>–</td>" if e is None else
-                       f'<td title="n={e.results["n"]}, unparsed={e.results["unparsed"]}">{_num(e.score)}'
+                       f'<td title="n={e.results["n"]}, unparsed={e.results["unparsed"]}">{format_number(e.score)}'
                        f'<small>{html.escape(_ci(e.results["ci"].get(e.results["headline"])))}</small></td>')
         rows.append(f'<tr><td><span class="sw" style="background:{colours[m]}"></span>{html.escape(m)}</td>{"".join(tds)}</tr>')
     bars = "".join(_bar_svg(t, [cells[(m, t)] for m in models if (m, t) in cells], colours) for t in tasks)

@@ -195,16 +195,16 @@ def _infer(recipe: Recipe, engine: Engine, retriever: Retriever | None, instruct
     return new
 
 
-def _json_safe(x: Any) -> Any:
+def json_safe(x: Any) -> Any:
     """NaN / inf → None (strict JSON), tuples → lists, numpy scalars → Python numbers."""
     if isinstance(x, float):
         return x if math.isfinite(x) else None
     if isinstance(x, dict):
-        return {str(k): _json_safe(v) for k, v in x.items()}
+        return {str(k): json_safe(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_json_safe(v) for v in x]
+        return [json_safe(v) for v in x]
     if hasattr(x, "item") and callable(x.item):
-        return _json_safe(x.item())
+        return json_safe(x.item())
     return x
 
 
@@ -264,7 +264,7 @@ def score_and_write(recipe: Recipe, scenario: Scenario, family: str, indices: li
         lines.append({"id": ids[k], "record_index": i, "media": media, **row,
                       "parsed": ps.get("parsed"), "unparsed": ps.get("unparsed"),
                       "scores": {m: v for m, v in ps.items() if m not in base_keys}})
-    write_jsonl_atomic(out / "answers.jsonl", _json_safe(lines))
+    write_jsonl_atomic(out / "answers.jsonl", json_safe(lines))
     headline = rep["headline"]
     results = {
         "recipe": recipe.name, "recipe_hash": rhash,
@@ -285,7 +285,7 @@ def score_and_write(recipe: Recipe, scenario: Scenario, family: str, indices: li
 
     calibration = calibration_from_answers(lines, headline, ci=recipe.metrics.ci, seed=recipe.metrics.seed)
     if calibration is not None:
-        results["calibration"] = _json_safe(calibration)
+        results["calibration"] = json_safe(calibration)
         write_text_atomic(out / "reliability.svg", reliability_svg(
             calibration["bins"], recipe.name or recipe.scenario.name, ece=calibration["ece"]))
     write_json_atomic(out / "results.json", results)

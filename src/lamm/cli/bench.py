@@ -62,10 +62,11 @@ def score(
 
 def _register_run_commands() -> None:
     # run / suite / report / recipes live in their own module (the runner side of the benchmark)
-    from lamm.cli import bench_judge, bench_runs
+    from lamm.cli import bench_desiderata, bench_judge, bench_runs
 
     bench_runs.register(app)
     bench_judge.register(app)  # judge / compare: the LLM judge on finished runs
+    bench_desiderata.register(app)  # desiderata / desiderata-report: ChEF's six desiderata, radar chart
 
 
 _register_run_commands()

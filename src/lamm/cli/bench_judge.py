@@ -12,13 +12,13 @@ The command exits 1 (after writing its outputs) when more than ``--max-failed`` 
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from lamm.cli.chat import parse_engine_options
 from lamm.cli.common import console, err_console, user_errors
 
 _JUDGE = Annotated[str, typer.Option("--judge", help="Judge engine spec: openai:MODEL@URL, hf:ID, lamm:DIR, dummy:constant=TEXT.")]
@@ -42,19 +42,6 @@ def _errors():
     return user_errors(JudgeError, JudgeUnavailableError, ScenarioError, ValueError)
 
 
-def _engine_options(items: list[str] | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--judge-option {item!r}: expected KEY=VALUE, e.g. max_retries=2")
-        try:
-            out[key.strip()] = json.loads(raw)  # numbers and booleans typed; anything else stays text
-        except json.JSONDecodeError:
-            out[key.strip()] = raw
-    return out
-
-
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "run"
 
@@ -72,7 +59,7 @@ def _judged(judge_spec: str, options: list[str] | None, cache_path: Path, max_ne
             console=err_console, disable=not progress) as bar:
         task = bar.add_task("judge", total=None)
         judge = Judge(judge_spec, cache=cache, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                      engine_options=_engine_options(options), progress=lambda n: bar.advance(task, n),
+                      engine_options=parse_engine_options(options), progress=lambda n: bar.advance(task, n),
                       max_consecutive_failures=in_a_row)
         try:
             return call(judge), judge

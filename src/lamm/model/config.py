@@ -89,7 +89,8 @@ def _tiny() -> dict[str, Any]:
     hidden = 128
     return {
         "encoders": {
-            "image": {"type": "cnn", "image_size": 64, "channels": [32, 64, 96], "out_dim": 128, "pool_to": None},
+            "image": {"type": "cnn", "image_size": 64, "channels": [32, 64, 96], "out_dim": 128, "pool_to": None,
+                      "norm": "batch"},
             "pcl": point_encoder_preset("tiny").model_dump(mode="json"),
         },
         "projectors": {

@@ -5,6 +5,7 @@
 * ``instruction_following`` — options relabelled by verbalisers; match rate and choice consistency;
 * ``robustness`` — seeded image / point-cloud / text corruptions (``corruptions``) and RRM;
 * ``pope`` — POPE object-presence questions built from detection annotations (hallucination);
-* language performance — the LLM judge (``lamm.bench.judge``);
-* ``suite`` — ``lamm bench desiderata``: all six, a radar chart and a table.
+* language performance — the LLM judge (``lamm.bench.judge``, ``lamm.bench.judge_runs``);
+* ``suite`` — ``lamm bench desiderata``: the config, the runs of all six; ``scores`` — the six radar axes
+  from the finished runs; ``radar`` — the radar chart (SVG), ``desiderata.md`` and ``desiderata.html``.
 """

@@ -28,9 +28,10 @@ multiple-choice scenario whose records carry ``verbal_labels`` and ``verbalizer`
 the question with the options tail re-rendered under the new labels, plus :data:`INSTRUCTION`. A LAMM
 query embeds its options ("... Options: (A) attract (B) repel"): that tail (an ``(A)`` followed by
 ``(B)``, … up to the record's number of options, to the end of the query, with an ``Options:`` /
-``Choices:`` label before it; :func:`strip_options_tail`) is replaced by one rebuilt from ``gt_choices``;
-a query without such a tail gets the options appended. The gold answer (shown for in-context examples)
-and the ``ppl`` answer template use the new labels through ``Sample.labels``.
+``Choices:`` label before it; ``lamm.bench.options.split_options``, the one options splitter, shared with
+the text corruptions) is replaced by one rebuilt from ``gt_choices``; a query without such a tail gets
+the options appended. The gold answer (shown for in-context examples) and the ``ppl`` answer template
+use the new labels through ``Sample.labels``.
 
 :func:`choice_consistency` compares which option a model chose under the letters and under a verbaliser.
 """
@@ -41,12 +42,12 @@ import dataclasses
 import json
 import math
 import os
-import re
 import string
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from lamm.bench.options import split_options
 from lamm.bench.scenarios.base import RecordScenario, Sample, Scenario, ScenarioError
 
 _NUMBER_WORDS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
@@ -120,47 +121,6 @@ def render_options(options: list[str], labels: list[str]) -> str:
     return " ".join(f"({lab}) {opt}" for lab, opt in zip(labels, options))
 
 
-# "Options:" / "Choices:" / "Answer choices:" right before the tail (the colon is required: "... of these
-# choices (A) x (B) y" keeps its words)
-_LABEL_BEFORE_RE = re.compile(r"\b(?:answer\s+)?(?:options?|choices?)\s*[:：]$", re.IGNORECASE)
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.split()).casefold().strip(" .,;")
-
-
-def strip_options_tail(query: str, options: list[str]) -> tuple[str, bool]:
-    """``(stem, found)``: ``query`` without its options tail ``(A) … (B) … …`` (one label per option,
-    in order, to the end) and the ``Options:`` label before it; ``found`` is False (and the query is
-    returned stripped of outer spaces) when it has no such tail.
-
-    Of several candidate tails (a question that itself mentions "(A)"), the one whose texts between the
-    labels are the options wins, else the earliest.
-
-    >>> strip_options_tail("Will they attract or repel? Options: (A) attract (B) repel", ["attract", "repel"])
-    ('Will they attract or repel?', True)
-    """
-    letters = string.ascii_uppercase[:max(len(options), 2)]
-    candidates: list[tuple[int, bool]] = []
-    for m in re.finditer(r"\(A\)", query):
-        marks, pos = [m.start()], m.end()
-        for letter in letters[1:]:
-            pos = query.find(f"({letter})", pos)
-            if pos < 0:
-                break
-            marks.append(pos)
-            pos += 3
-        else:
-            texts = [query[a + 3:b] for a, b in zip(marks, marks[1:] + [len(query)])]
-            exact = len(texts) == len(options) and all(_norm(t) == _norm(o) for t, o in zip(texts, options))
-            candidates.append((m.start(), exact))
-    if not candidates:
-        return query.strip(), False
-    start = next((c for c, exact in candidates if exact), candidates[0][0])
-    stem = _LABEL_BEFORE_RE.sub("", query[:start].rstrip()).rstrip()
-    return stem, True
-
-
 def verbalized_question(query: str, options: list[str], labels: list[str]) -> str:
     """The question of a verbalised sample: the stem, the options under ``labels``, :data:`INSTRUCTION`.
 
@@ -168,7 +128,7 @@ def verbalized_question(query: str, options: list[str], labels: list[str]) -> st
     Q? Options: (1) red (2) blue
     Answer with the label of the correct option, one of 1 or 2.
     """
-    stem, _ = strip_options_tail(query, options)
+    stem = split_options(query, options)[0].strip()
     tail = f"Options: {render_options(options, labels)}"
     head = f"{stem} {tail}" if stem else tail
     return f"{head}\n{INSTRUCTION.format(choices=join_choices(labels))}"

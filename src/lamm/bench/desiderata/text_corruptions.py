@@ -5,11 +5,16 @@ returns the corrupted text (``lamm.bench.desiderata.corruptions`` registers them
 tables and seeds the generator from (seed, sample id, name, severity)).
 
 Multiple-choice questions that embed their options (``"... Options: (A) red (B) blue"``, LAMM's
-ScienceQA / ScanQA / synthetic VQA style) are corrupted in the *stem* only: :func:`split_options` cuts
-the text before the options and the tail is kept byte for byte. The options and their labels are what
-the answer is parsed against and scored by (option letters, unique option text); corrupting them would
-change the question's answer key and measure the parser rather than the model's robustness. Field
-labels in the stem (a word directly followed by ``:``, e.g. ``Question:``, ``Context:``) are kept too.
+ScienceQA / ScanQA / synthetic VQA style) are corrupted in the *stem* only: ``lamm.bench.options.
+split_options`` (the one options splitter, shared with instruction following) cuts the text before the
+options and the tail is kept byte for byte. The options and their labels are what the answer is parsed
+against and scored by (option letters, unique option text); corrupting them would change the question's
+answer key and measure the parser rather than the model's robustness. Field labels in the stem (a word
+directly followed by ``:``, e.g. ``Question:``, ``Context:``) are kept too.
+
+>>> q = "Question: Is the circle red? Options: (A) yes (B) no"
+>>> word_swap(q, 0.5, np.random.default_rng(0))
+'Question: Is circle red the? Options: (A) yes (B) no'
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from __future__ import annotations
 import re
 
 import numpy as np
+
+from lamm.bench.options import split_options
 
 #: irrelevant sentences for ``distractor``: plain facts with no visual content and no answer-like words
 DISTRACTORS: tuple[str, ...] = (
@@ -34,31 +41,8 @@ DISTRACTORS: tuple[str, ...] = (
     "Office hours end at five in the afternoon.",
 )
 
-_OPTIONS_MARKER = re.compile(r"\s*\bOptions\s*:", re.IGNORECASE)
-_FIRST_LABEL = re.compile(r"\s*\(A\)\s")
 _WORD = re.compile(r"[A-Za-z]{3,}")  # letter runs a typo may go inside (not "a", "is", numbers or labels)
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
-
-
-def split_options(text: str) -> tuple[str, str]:
-    """``(stem, tail)`` with ``stem + tail == text``; the tail holds the embedded options, from the first
-    ``Options:`` marker (any case), else from a ``(A)`` label followed later by ``(B)``; ``""`` if none.
-
-    >>> split_options("Question: What colour? Options: (A) red (B) blue")
-    ('Question: What colour?', ' Options: (A) red (B) blue')
-    >>> split_options("Which is it? (A) cat (B) dog")
-    ('Which is it?', ' (A) cat (B) dog')
-    >>> split_options("How many shapes?")
-    ('How many shapes?', '')
-    """
-    m = _OPTIONS_MARKER.search(text)
-    if m is None:
-        m = _FIRST_LABEL.search(text)
-        if m is not None and "(B)" not in text[m.end():]:
-            m = None
-    if m is None:
-        return text, ""
-    return text[: m.start()], text[m.start():]
 
 
 def _on_stem(fn):

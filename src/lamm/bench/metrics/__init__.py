@@ -4,23 +4,25 @@ API
 ---
 ``METRICS`` is a ``lamm.registry.Registry`` of metric families by name:
 
-=================  ==========================================  ===================  =====================
-family             metrics (percent unless noted)              headline             scenarios
-=================  ==========================================  ===================  =====================
-classification     accuracy                                    accuracy             CIFAR10, UCMerced
-facial_smile       accuracy                                    accuracy             CelebA-Smile
-facial_hair        accuracy                                    accuracy             CelebA-Hair
-detection          ap50, ap, precision50, recall50,            ap50                 VOC2012
-                   lamm_recall50
-multiple_choice    accuracy, unparsed (a count)                accuracy             ScienceQA, AI2D, ScanQA
-caption            bleu1..bleu4, rouge_l, cider, lamm_bleu4    bleu4                Flickr30k
-counting           mae (in objects), accuracy                  mae (lower = better) FSC147
-ocr                word_recall                                 word_recall          SVT
-keypoints          pck                                         pck                  LSP
-locating           accuracy, lamm_accuracy                     accuracy             Locating-*
-detection3d        map25, map50, ar25, ar50, lamm_recall50     map25                ScanNet
-grounding3d        acc25, acc50                                acc50                ScanRefer
-=================  ==========================================  ===================  =====================
+=====================  ==========================================  ===================  =====================
+family                 metrics (percent unless noted)              headline             scenarios
+=====================  ==========================================  ===================  =====================
+classification         accuracy                                    accuracy             CIFAR10, UCMerced
+facial_smile           accuracy                                    accuracy             CelebA-Smile
+facial_hair            accuracy                                    accuracy             CelebA-Hair
+detection              ap50, ap, precision50, recall50,            ap50                 VOC2012
+                       lamm_recall50
+multiple_choice        accuracy, unparsed (a count)                accuracy             ScienceQA, AI2D, ScanQA
+caption                bleu1..bleu4, rouge_l, cider, lamm_bleu4    bleu4                Flickr30k
+counting               mae (in objects), accuracy                  mae (lower = better) FSC147
+ocr                    word_recall                                 word_recall          SVT
+keypoints              pck                                         pck                  LSP
+locating               accuracy, lamm_accuracy                     accuracy             Locating-*
+detection3d            map25, map50, ar25, ar50, lamm_recall50     map25                ScanNet
+grounding3d            acc25, acc50                                acc50                ScanRefer
+instruction_following  match_rate, label_rate, unparsed (a count)  match_rate           multiple choice + verbalizer
+pope                   f1, accuracy, precision, recall, yes_ratio  f1                   POPE, Synth-POPE
+=====================  ==========================================  ===================  =====================
 
 Every family (a ``MetricFamily``) exposes::
 
@@ -31,7 +33,8 @@ Every family (a ``MetricFamily``) exposes::
     family.required_fields, family.metric_names, family.headline
 
 ``records`` are raw LAMM-Benchmark records (fields as in the benchmark files: ``label``, ``object``,
-``gt_choice`` / ``gt_choices``, ``sentences``, ``num``, ``word_list``, ``attr``, ``gt_joints``, ``points``);
+``gt_choice`` / ``gt_choices``, ``sentences``, ``num``, ``word_list``, ``attr``, ``gt_joints``, ``points``;
+``verbal_labels`` for instruction following, ``gt_answer`` yes/no for POPE);
 ``answers[i]`` is the model's text for ``records[i]`` (for LSP keypoints a dict joint name → text). A
 record missing a needed field raises ``RecordError`` naming the record index, id and field.
 

@@ -23,8 +23,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from lamm.bench.metrics.base import METRICS, MetricReport, PerSampleFamily, RecordError, Score
-from lamm.bench.metrics.intervals import DEFAULT_N_BOOT
+from lamm.bench.metrics.base import METRICS, RecordError, Score
+from lamm.bench.metrics.multiple_choice import MultipleChoiceMetric
 
 # Tokens: a maximal run of letters/digits (any script), or one other visible character. Matching labels
 # against whole tokens is what keeps "I" from matching inside "It" and "II" from being read as "I".
@@ -155,8 +155,11 @@ def _leading(text: str, lab: _Labels) -> int | None:
     return None
 
 
-class InstructionFollowingMetric(PerSampleFamily):
-    """``match_rate``, ``label_rate`` and the ``unparsed`` count of answers under relabelled options."""
+class InstructionFollowingMetric(MultipleChoiceMetric):
+    """``match_rate``, ``label_rate`` and the ``unparsed`` count of answers under relabelled options.
+
+    A multiple-choice family (its record checks and its ``unparsed`` count are ``multiple_choice``'s)
+    that reads the option's label instead of its letter."""
 
     name = "instruction_following"
     headline = "match_rate"
@@ -167,12 +170,8 @@ class InstructionFollowingMetric(PerSampleFamily):
         if isinstance(record, dict) and "gt_choices" in record and "verbal_labels" not in record:
             raise RecordError(index, record, "verbal_labels", "missing; the instruction_following family scores "
                               "verbalised questions: set scenario.verbalizer in the recipe (e.g. numbers)")
-        super().check_record(index, record)
-        choices, gt, labels = record["gt_choices"], record["gt_choice"], record["verbal_labels"]
-        if not isinstance(choices, list) or not choices:
-            raise RecordError(index, record, "gt_choices", f"expected a non-empty list of options, got {choices!r}")
-        if isinstance(gt, bool) or not isinstance(gt, int) or not 0 <= gt < len(choices):
-            raise RecordError(index, record, "gt_choice", f"expected an index in 0..{len(choices) - 1}, got {gt!r}")
+        super().check_record(index, record)  # required fields, gt_choices and gt_choice
+        choices, labels = record["gt_choices"], record["verbal_labels"]
         if (not isinstance(labels, list) or len(labels) != len(choices)
                 or not all(isinstance(x, str) and _TOKEN_RE.fullmatch(x) for x in labels)
                 or len(set(labels)) != len(labels)):
@@ -187,15 +186,6 @@ class InstructionFollowingMetric(PerSampleFamily):
     def score(self, parsed: Any, record: dict, index: int) -> dict[str, Score]:
         return {"match_rate": float(parsed is not None and parsed == record["gt_choice"]),
                 "label_rate": float(parsed is not None)}
-
-    def evaluate(
-        self, answers: Sequence[Any], records: Sequence[dict], *, ci: bool = True, seed: int = 0,
-        n_boot: int = DEFAULT_N_BOOT,
-    ) -> MetricReport:
-        """As ``PerSampleFamily.evaluate``, plus ``metrics["unparsed"]`` (the count, not a percent)."""
-        report = super().evaluate(answers, records, ci=ci, seed=seed, n_boot=n_boot)
-        report.metrics["unparsed"] = float(report.unparsed)
-        return report
 
 
 INSTRUCTION_FOLLOWING = InstructionFollowingMetric()

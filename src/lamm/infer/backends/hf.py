@@ -32,8 +32,7 @@ from lamm.infer.engine import (
     LoglikelihoodResult,
     ProgressFn,
 )
-
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+from lamm.model.llm import DTYPES  # the one name → torch dtype table
 
 
 def model_fingerprint(target: str) -> str:
@@ -71,12 +70,12 @@ class HFEngine(Engine):
 
         self.target = target
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        if dtype != "auto" and dtype not in _DTYPES:
-            raise ValueError(f"dtype {dtype!r}: expected auto, {', '.join(_DTYPES)}")
+        if dtype != "auto" and dtype not in DTYPES:
+            raise ValueError(f"dtype {dtype!r}: expected auto, {', '.join(DTYPES)}")
         self.processor = processor or AutoProcessor.from_pretrained(target, trust_remote_code=trust_remote_code)
         if model is None:
             model = AutoModelForImageTextToText.from_pretrained(
-                target, dtype=_DTYPES.get(dtype, "auto"), trust_remote_code=trust_remote_code)
+                target, dtype=DTYPES.get(dtype, "auto"), trust_remote_code=trust_remote_code)
         self.model = model.to(self.device).eval()
         self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
         # decoder-only generation appends to the right end of every row, so pad on the left

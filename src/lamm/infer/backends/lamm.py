@@ -42,8 +42,7 @@ from lamm.infer.engine import (
     ProgressFn,
 )
 from lamm.media import resolve_media_path
-
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+from lamm.model.llm import DTYPES  # the one name → torch dtype table
 
 
 def media_key(ref: MediaRef, root: str | None) -> tuple:
@@ -113,8 +112,8 @@ class LammEngine(Engine):
 
         self.target = target
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        if dtype is not None and dtype not in _DTYPES:
-            raise ValueError(f"dtype {dtype!r}: expected one of {', '.join(_DTYPES)}")
+        if dtype is not None and dtype not in DTYPES:
+            raise ValueError(f"dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
         # an in-memory model (benchmarks of random-init presets) may come without a checkpoint folder
         manifest = read_manifest(target) if model is None or is_checkpoint(target) else {}
         self.model = model if model is not None else load_checkpoint(target, dev, base_llm=base_llm)
@@ -122,7 +121,7 @@ class LammEngine(Engine):
             self.merge_lora()
         if dtype is not None:
             # the LLM only: encoders take float32 pixels / points, and their outputs are cast anyway
-            self.model.llm.to(_DTYPES[dtype])
+            self.model.llm.to(DTYPES[dtype])
         self.model.eval()
         self.tokenizer = self.model.tokenizer
         self.template = self.model.config.template
