@@ -75,7 +75,7 @@ def seed_everything(seed: int) -> None:
 def prepare_model(cfg: TrainConfig, device: torch.device) -> tuple[Any, str]:
     """Build the starting model, set the trainable parameters for the stage, precision, attention
     kernel and gradient checkpointing; returns ``(model on device, stage)``."""
-    model = start_model(cfg)
+    model = start_model(cfg, device)
     stage = resolve_stage(cfg, model.config.llm_mode)
     apply_stage(model, stage, cfg.train_encoders)
     if cfg.attn_implementation != "auto":
