@@ -272,13 +272,8 @@ def test_bootstrap_intervals_resample_samples_and_recompute_f1():
 
 
 @pytest.fixture(scope="module")
-def synth_root(tmp_path_factory) -> Path:
-    from lamm.data.synthetic import SynthConfig, synthesize
-
-    out = tmp_path_factory.mktemp("synth_pope")
-    synthesize(out, SynthConfig(n_train_2d=6, n_test_2d=8, n_train_objects_3d=0, n_test_objects_3d=0,
-                                n_train_scenes_3d=0, n_test_scenes_3d=0, words=False))
-    return out
+def synth_root(make_synth_2d) -> Path:
+    return make_synth_2d(6, 8, name="synth_pope")
 
 
 def test_synth_pope_scenario(synth_root):

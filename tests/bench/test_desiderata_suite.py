@@ -247,13 +247,8 @@ robustness:
 
 
 @pytest.fixture(scope="module")
-def synth_root(tmp_path_factory) -> Path:
-    from lamm.data.synthetic import SynthConfig, synthesize
-
-    out = tmp_path_factory.mktemp("synth_des")
-    synthesize(out, SynthConfig(n_train_2d=8, n_test_2d=8, n_train_objects_3d=0, n_test_objects_3d=0,
-                                n_train_scenes_3d=0, n_test_scenes_3d=0, words=False))
-    return out
+def synth_root(make_synth_2d) -> Path:
+    return make_synth_2d(8, 8, name="synth_des")
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,12 @@ The command exits 1 (after writing its outputs) when more than ``--max-failed`` 
 
 from __future__ import annotations
 
+import inspect
 import re
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_type_hints
 
 import typer
 
@@ -46,25 +49,80 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "run"
 
 
-def _judged(judge_spec: str, options: list[str] | None, cache_path: Path, max_new_tokens: int, batch_size: int,
-            in_a_row: int, progress: bool, call):
-    """Build the judge with its cache and a progress bar, run ``call(judge)``; returns (result, judge)."""
+@dataclass(frozen=True)
+class _JudgeOptions:
+    """The options ``judge`` and ``compare`` share; :func:`_judge_command` turns each field into a CLI option."""
+
+    judge_spec: _JUDGE
+    root: _ROOT = None
+    limit: _LIMIT = None
+    out: Path | None = None  # annotated per command by _judge_command: the default output differs
+    cache: _CACHE = None
+    judge_option: _OPTS = None
+    prompt: str = ""  # annotated and defaulted per command by _judge_command
+    max_new_tokens: _TOKENS = 512
+    batch_size: _BATCH = 16
+    seed: _SEED = 0
+    max_failed: _MAXF = 0.1
+    max_consecutive_failures: _INAROW = 16
+    progress: _PROGRESS = True
+
+
+def _judge_command(out_help: str, prompt_default: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Decorate ``fn(<run directory arguments>, opts: _JudgeOptions)`` into a typer command.
+
+    The command's signature is ``fn``'s own arguments followed by one option per :class:`_JudgeOptions` field (in
+    field order, so ``--help`` lists them as before); typer calls it with keyword arguments, which are split back
+    into ``fn``'s arguments and one ``_JudgeOptions``. One declaration of the shared options, not two copies.
+    """
+    hints = get_type_hints(_JudgeOptions, include_extras=True)
+    hints["out"] = Annotated[Path | None, typer.Option(help=out_help)]
+    hints["prompt"] = Annotated[str, typer.Option(help="Judge prompt id (lamm.bench.judge_prompts.JUDGE_PROMPTS).")]
+    defaults = {f.name: inspect.Parameter.empty if f.default is MISSING else f.default  # --judge is required
+                for f in fields(_JudgeOptions)} | {"prompt": prompt_default}
+    shared = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=hints[name], default=default)
+              for name, default in defaults.items()]
+
+    def wrap(fn: Callable[..., None]) -> Callable[..., None]:
+        own = [p for p in inspect.signature(fn, eval_str=True).parameters.values() if p.name != "opts"]
+
+        def command(**kwargs: Any) -> None:
+            fn(**{p.name: kwargs.pop(p.name) for p in own}, opts=_JudgeOptions(**kwargs))
+
+        params = own + shared
+        command.__signature__ = inspect.Signature(params, return_annotation=None)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in params}  # typer resolves hints from here too
+        command.__name__, command.__doc__ = fn.__name__, fn.__doc__
+        return command
+
+    return wrap
+
+
+def _judged(opts: _JudgeOptions, run_dirs: list[Path], out_dir: Path, call):
+    """Check the run directories, build the judge with its cache and a progress bar, run ``call(judge)``.
+
+    Returns (result, judge). Bad run directories fail (exit 2) before any cache file is created.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from lamm.bench.cache import ResponseCache
     from lamm.bench.judge import Judge
+    from lamm.bench.judge_runs import load_run
 
-    with ResponseCache(cache_path) as cache, Progress(
-            TextColumn("[bold]judge"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=err_console, disable=not progress) as bar:
-        task = bar.add_task("judge", total=None)
-        judge = Judge(judge_spec, cache=cache, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                      engine_options=parse_engine_options(options), progress=lambda n: bar.advance(task, n),
-                      max_consecutive_failures=in_a_row)
-        try:
-            return call(judge), judge
-        finally:
-            judge.engine.close()
+    with _errors():
+        for run_dir in run_dirs:
+            load_run(run_dir)
+        with ResponseCache(opts.cache or out_dir / "cache.sqlite") as cache, Progress(
+                TextColumn("[bold]judge"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                console=err_console, disable=not opts.progress) as bar:
+            task = bar.add_task("judge", total=None)
+            judge = Judge(opts.judge_spec, cache=cache, max_new_tokens=opts.max_new_tokens, batch_size=opts.batch_size,
+                          engine_options=parse_engine_options(opts.judge_option),
+                          progress=lambda n: bar.advance(task, n), max_consecutive_failures=opts.max_consecutive_failures)
+            try:
+                return call(judge), judge
+            finally:
+                judge.engine.close()
 
 
 def _check_failures(failures: int, n: int, max_failed: float) -> None:
@@ -74,32 +132,16 @@ def _check_failures(failures: int, n: int, max_failed: float) -> None:
         raise typer.Exit(1)
 
 
-def judge(
-    run_dir: Annotated[Path, typer.Argument(help="A finished `lamm bench run` directory.")],
-    judge_spec: _JUDGE,
-    root: _ROOT = None,
-    limit: _LIMIT = None,
-    out: Annotated[Path | None, typer.Option(help="Where to write judge.json / judge.md (default: RUN_DIR).")] = None,
-    cache: _CACHE = None,
-    judge_option: _OPTS = None,
-    prompt: Annotated[str, typer.Option(help="Judge prompt id (lamm.bench.judge_prompts.JUDGE_PROMPTS).")] = "single-v1",
-    max_new_tokens: _TOKENS = 512,
-    batch_size: _BATCH = 16,
-    seed: _SEED = 0,
-    max_failed: _MAXF = 0.1,
-    max_consecutive_failures: _INAROW = 16,
-    progress: _PROGRESS = True,
-) -> None:
+@_judge_command("Where to write judge.json / judge.md (default: RUN_DIR).", "single-v1")
+def judge(run_dir: Annotated[Path, typer.Argument(help="A finished `lamm bench run` directory.")],
+          opts: _JudgeOptions) -> None:
     """Grade a run's answers 0–10 with an LLM judge (helpfulness, relevance, accuracy, detail)."""
-    from lamm.bench.judge_runs import judge_run, load_run
+    from lamm.bench.judge_runs import judge_run
 
-    out_dir = out or run_dir
-    with _errors():
-        load_run(run_dir)  # a bad run directory fails before any cache file is created
-        r, j = _judged(judge_spec, judge_option, cache or out_dir / "cache.sqlite", max_new_tokens, batch_size,
-                       max_consecutive_failures, progress,
-                       lambda jd: judge_run(run_dir, jd, root=root, limit=limit, seed=seed, prompt_id=prompt,
-                                            out_dir=out_dir))
+    out_dir = opts.out or run_dir
+    r, j = _judged(opts, [run_dir], out_dir,
+                   lambda jd: judge_run(run_dir, jd, root=opts.root, limit=opts.limit, seed=opts.seed,
+                                        prompt_id=opts.prompt, out_dir=out_dir))
     from rich.table import Table
 
     table = Table(title=f"lamm bench judge — {r['model']} on {r['recipe']} (judge {r['judge']})")
@@ -111,36 +153,20 @@ def judge(
                   f"{r['failures']} ({r['failure_kinds']['call']} / {r['failure_kinds']['unparsable']})")
     console.print(table)
     console.print(f"asked {j.n_asked}, from cache {j.n_cached}; wrote {out_dir}/judge.json, judge.md", highlight=False)
-    _check_failures(r["failures"], r["n"], max_failed)
+    _check_failures(r["failures"], r["n"], opts.max_failed)
 
 
-def compare(
-    run_a: Annotated[Path, typer.Argument(help="Run directory of model A.")],
-    run_b: Annotated[Path, typer.Argument(help="Run directory of model B (same scenario).")],
-    judge_spec: _JUDGE,
-    root: _ROOT = None,
-    limit: _LIMIT = None,
-    out: Annotated[Path | None, typer.Option(help="Where to write compare.json / compare.md (default: RUN_A/compare_vs_<B>).")] = None,
-    cache: _CACHE = None,
-    judge_option: _OPTS = None,
-    prompt: Annotated[str, typer.Option(help="Judge prompt id (lamm.bench.judge_prompts.JUDGE_PROMPTS).")] = "pairwise-v1",
-    max_new_tokens: _TOKENS = 512,
-    batch_size: _BATCH = 16,
-    seed: _SEED = 0,
-    max_failed: _MAXF = 0.1,
-    max_consecutive_failures: _INAROW = 16,
-    progress: _PROGRESS = True,
-) -> None:
+@_judge_command("Where to write compare.json / compare.md (default: RUN_A/compare_vs_<B>).", "pairwise-v1")
+def compare(run_a: Annotated[Path, typer.Argument(help="Run directory of model A.")],
+            run_b: Annotated[Path, typer.Argument(help="Run directory of model B (same scenario).")],
+            opts: _JudgeOptions) -> None:
     """Pairwise comparison of two runs by an LLM judge, asked in both orders: win rate of A over B."""
-    from lamm.bench.judge_runs import compare_runs, load_run
+    from lamm.bench.judge_runs import compare_runs
 
-    out_dir = out or run_a / f"compare_vs_{_slug(str(run_b))}"
-    with _errors():
-        load_run(run_a), load_run(run_b)  # bad run directories fail before any cache file is created
-        r, j = _judged(judge_spec, judge_option, cache or out_dir / "cache.sqlite", max_new_tokens, batch_size,
-                       max_consecutive_failures, progress,
-                       lambda jd: compare_runs(run_a, run_b, jd, root=root, limit=limit, seed=seed, prompt_id=prompt,
-                                               out_dir=out_dir))
+    out_dir = opts.out or run_a / f"compare_vs_{_slug(str(run_b))}"
+    r, j = _judged(opts, [run_a, run_b], out_dir,
+                   lambda jd: compare_runs(run_a, run_b, jd, root=opts.root, limit=opts.limit, seed=opts.seed,
+                                           prompt_id=opts.prompt, out_dir=out_dir))
     from rich.table import Table
 
     def ci(name: str) -> str:
@@ -162,7 +188,7 @@ def compare(
     console.print(f"judged {r['n']} of {r['n_common']} common samples (only in A: {len(r['only_in_a'])}, only in B: "
                   f"{len(r['only_in_b'])}); asked {j.n_asked}, from cache {j.n_cached}; wrote {out_dir}/compare.json, "
                   "compare.md", highlight=False)
-    _check_failures(r["failures"], r["n"], max_failed)
+    _check_failures(r["failures"], r["n"], opts.max_failed)
 
 
 def register(bench_app: typer.Typer) -> None:

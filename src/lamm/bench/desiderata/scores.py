@@ -112,27 +112,48 @@ def _by_recipe(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def icl_axis(runs: list[dict[str, Any]], mapping: str) -> dict[str, Any]:
-    """Mean over recipes of the RIAcc of the mean ICL accuracy (``icl_summary``), clipped for drawing."""
+def _relative_to_reference(runs: list[dict[str, Any]], is_reference: Callable[[dict[str, Any]], bool],
+                           variant: Callable[[dict[str, Any]], Any], summary: Callable[..., dict[str, Any]],
+                           figure: str, reference_ci: str, missing: str) -> tuple[list[dict[str, str]], dict[str, Any], list[float]]:
+    """Per recipe, score its variant runs against its reference run (zero-shot for ICL, clean for robustness).
+
+    ``summary(reference accuracy, {variant(run): accuracy}, chance)`` gives the recipe's detail (accuracies
+    in percent, a missing one as NaN), to which the reference run's CI (under ``reference_ci``) and ``n``
+    are added; its ``figure`` (RIAcc, RRM) enters the mean when defined. A recipe without its reference
+    run or without any variant run (``missing`` says which), or whose scenario has no chance level, is
+    excluded with the reason. Returns ``(excluded, detail by recipe, defined figures)``.
+    """
     excluded = _not_run(runs)
-    detail, riaccs = {}, []
+    detail, figures = {}, []
     for recipe, rs in _by_recipe(runs).items():
-        zero = next((r for r in _ok(rs) if r["k"] == 0), None)
-        cells = {(r["retriever"], r["k"]): r["score"] for r in _ok(rs) if r["k"] > 0}
-        if zero is None or not cells:
-            excluded.append({"what": recipe, "reason": "its zero-shot run or every ICL run is missing", "kind": "not run"})
+        ok = _ok(rs)
+        ref = next((r for r in ok if is_reference(r)), None)
+        variants = {variant(r): _nan_if_none(r["score"]) for r in ok if not is_reference(r)}
+        if ref is None or not variants:
+            excluded.append({"what": recipe, "reason": f"its {missing} is missing", "kind": "not run"})
             continue
-        if zero["chance"] is None:
+        if ref["chance"] is None:
             excluded.append({"what": recipe, "reason": "the scenario has no chance level", "kind": "undefined"})
             continue
-        s = icl_summary(zero["score"] if zero["score"] is not None else math.nan,
-                        {key: (v if v is not None else math.nan) for key, v in cells.items()}, zero["chance"])
-        s["zero_shot_ci"], s["n"] = zero["ci"], zero["n"]
+        s = summary(_nan_if_none(ref["score"]), variants, ref["chance"])
+        s[reference_ci], s["n"] = ref["ci"], ref["n"]
         detail[recipe] = s
-        if _defined(s["riacc"]):
-            riaccs.append(s["riacc"])
+        if _defined(s[figure]):
+            figures.append(s[figure])
         else:
             excluded.append({"what": recipe, "reason": s["undefined"], "kind": "undefined"})
+    return excluded, detail, figures
+
+
+def _nan_if_none(v: float | None) -> float:
+    return v if v is not None else math.nan
+
+
+def icl_axis(runs: list[dict[str, Any]], mapping: str) -> dict[str, Any]:
+    """Mean over recipes of the RIAcc of the mean ICL accuracy (``icl_summary``), clipped for drawing."""
+    excluded, detail, riaccs = _relative_to_reference(
+        runs, lambda r: r["k"] == 0, lambda r: (r["retriever"], r["k"]), icl_summary, "riacc", "zero_shot_ci",
+        "zero-shot run or every ICL run")
     return _axis(_mean(riaccs), "mean RIAcc (%)", mapping, clip100, excluded, detail,
                  "no ICL recipes configured")
 
@@ -154,25 +175,9 @@ def instruction_following_axis(runs: list[dict[str, Any]], consistency: Mapping[
 
 def robustness_axis(runs: list[dict[str, Any]], mapping: str) -> dict[str, Any]:
     """Mean over recipes of the overall RRM (``robustness_summary``), clipped for drawing."""
-    excluded = _not_run(runs)
-    detail, rrms = {}, []
-    for recipe, rs in _by_recipe(runs).items():
-        clean = next((r for r in _ok(rs) if r["corruption"] is None), None)
-        corrupted = {r["corruption"]: (r["score"] if r["score"] is not None else math.nan)
-                     for r in _ok(rs) if r["corruption"] is not None}
-        if clean is None or not corrupted:
-            excluded.append({"what": recipe, "reason": "its clean run or every corrupted run is missing", "kind": "not run"})
-            continue
-        if clean["chance"] is None:
-            excluded.append({"what": recipe, "reason": "the scenario has no chance level", "kind": "undefined"})
-            continue
-        s = robustness_summary(clean["score"] if clean["score"] is not None else math.nan, corrupted, clean["chance"])
-        s["clean_ci"], s["n"] = clean["ci"], clean["n"]
-        detail[recipe] = s
-        if _defined(s["rrm"]):
-            rrms.append(s["rrm"])
-        else:
-            excluded.append({"what": recipe, "reason": s["undefined"], "kind": "undefined"})
+    excluded, detail, rrms = _relative_to_reference(
+        runs, lambda r: r["corruption"] is None, lambda r: r["corruption"], robustness_summary, "rrm", "clean_ci",
+        "clean run or every corrupted run")
     return _axis(_mean(rrms), "mean RRM (%)", mapping, clip100, excluded, detail, "no robustness recipes configured")
 
 
