@@ -233,6 +233,26 @@ def test_vqa_multiple_choice_answers_are_right():
     assert seen["color"] and seen["shape"] and seen["pos"] and seen["qa"]
 
 
+def test_vqa_text_answer_style_names_the_right_option():
+    from lamm.bench.parsers import parse_option
+
+    n = 0
+    for seed in range(20):
+        for r in run_builder("vqa", IMG, seed=seed, params={"per_record": 3, "sources": ["attributes"],
+                                                             "answer_style": "text"}):
+            q, a = qa(r)
+            opts = re.findall(r"\(([A-F])\) ([^()\n]+?)(?= \([A-F]\)|\n|$)", q)
+            m = re.fullmatch(r"The answer is (.+)\.", a)
+            assert m and "(" not in a, a
+            choices = [o.strip() for _, o in opts]
+            assert m.group(1) in choices
+            assert parse_option(a, choices) == choices.index(m.group(1))  # the parser reads it back
+            n += 1
+    assert n
+    with pytest.raises(Exception, match="answer_style"):
+        run_builder("vqa", IMG, params={"answer_style": "both"})
+
+
 def test_vqa3d_distractors_keep_the_answer():
     for seed in range(10):
         for r in run_builder("vqa3d", SCENE, seed=seed, params={"sources": ["qa"], "per_record": 2}):

@@ -8,7 +8,10 @@ that fits it and no other object, and a relation is only asked when it is clear-
 
 ``qa`` entries: ``{"question", "answer"}`` (open), ``{"question", "choices", "answer_index"}``
 (multiple choice) or ``{"question", "answer", "distractors"}`` (multiple choice, shuffled here).
-Multiple-choice answers read "The answer is (X)." as the VQA system message asks.
+Multiple-choice answers read "The answer is (X)." as the VQA system message asks (``answer_style:
+letter``, the default); ``answer_style: text`` answers with the option's text ("The answer is blue."),
+which the benchmark parser maps to its letter — one hop less for a small model trained from scratch
+(the quickstart), at the price of not following the system message's letter format.
 """
 
 from __future__ import annotations
@@ -207,8 +210,11 @@ def build_vqa_samples(
     per_record: int,
     n_choices: int,
     shuffle_choices: bool,
+    answer_style: str = "letter",
 ) -> list[Sample]:
     """Shared by ``vqa`` (2D) and ``vqa3d``: up to ``per_record`` distinct questions per record."""
+    if answer_style not in ("letter", "text"):
+        raise ValueError(f"{builder}: answer_style must be 'letter' or 'text', got {answer_style!r}")
     bad = set(sources) - {"qa", "attributes"}
     if bad:
         raise ValueError(f"{builder}: unknown question source(s) {sorted(bad)}; use qa and/or attributes")
@@ -249,7 +255,7 @@ def build_vqa_samples(
                 choices = [choices[int(i)] for i in rng.permutation(len(choices))]
                 gt = choices.index(truth)
         wrap = templates.pick("questions", "mc", rng)
-        a = templates.pick("answers", "mc", rng)
+        a = templates.pick("answers", "mc" if answer_style == "letter" else "mc_text", rng)
         f = {
             "question": question,
             "options": format_options(choices),
@@ -266,6 +272,7 @@ _PARAMS = {
     "per_record": 1,
     "n_choices": 4,
     "shuffle_choices": False,
+    "answer_style": "letter",
 }
 
 
@@ -279,6 +286,7 @@ def build_vqa(
     per_record: int,
     n_choices: int,
     shuffle_choices: bool,
+    answer_style: str,
 ) -> list[Sample]:
     """2D VQA; see the module docstring. ``kinds`` ⊆ color, shape, position, count."""
     return build_vqa_samples(
@@ -292,4 +300,5 @@ def build_vqa(
         per_record=per_record,
         n_choices=n_choices,
         shuffle_choices=shuffle_choices,
+        answer_style=answer_style,
     )

@@ -20,6 +20,7 @@ _PARAMS = {
     "per_record": 1,
     "n_choices": 4,
     "shuffle_choices": False,
+    "answer_style": "letter",
 }
 
 
@@ -33,6 +34,7 @@ def build_vqa3d(
     per_record: int,
     n_choices: int,
     shuffle_choices: bool,
+    answer_style: str,
 ) -> list[Sample]:
     """3D VQA over a scene's ``qa`` and/or its objects' attributes."""
     return build_vqa_samples(
@@ -46,4 +48,5 @@ def build_vqa3d(
         per_record=per_record,
         n_choices=n_choices,
         shuffle_choices=shuffle_choices,
+        answer_style=answer_style,
     )
