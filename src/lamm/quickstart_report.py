@@ -42,6 +42,20 @@ def target_rows(untrained: dict[str, dict[str, Any]], trained: dict[str, dict[st
     return rows
 
 
+def stage_spans(metrics: list[dict[str, Any]]) -> list[tuple[str, int, int]]:
+    """(stage, first step, last step) of each curriculum stage in the combined training log, in order."""
+    spans: list[tuple[str, int, int]] = []
+    for r in metrics:
+        if "loss" not in r:
+            continue
+        name = str(r.get("stage", "train"))
+        if spans and spans[-1][0] == name:
+            spans[-1] = (name, spans[-1][1], r["step"])
+        else:
+            spans.append((name, r["step"], r["step"]))
+    return spans
+
+
 def _curve_svg(metrics: list[dict[str, Any]], width: int = 640, height: int = 260) -> str:
     pts = [(r["step"], r["loss"]) for r in metrics if isinstance(r.get("loss"), (int, float))]
     evals = [(r["step"], r["eval_loss"]) for r in metrics if isinstance(r.get("eval_loss"), (int, float))]
@@ -58,6 +72,11 @@ def _curve_svg(metrics: list[dict[str, Any]], width: int = 640, height: int = 26
              f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#888"/>',
              f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#888"/>',
              f'<polyline points="{line}" fill="none" stroke="{COLOURS["trained"]}" stroke-width="1.5"/>']
+    for name, first, _ in stage_spans(metrics)[1:]:  # where each later stage begins
+        x = sx(first - 0.5)
+        parts.append(f'<line x1="{x:.1f}" y1="{pad}" x2="{x:.1f}" y2="{height - pad}" stroke="#999" '
+                     f'stroke-dasharray="3 3"/><text x="{x + 4:.1f}" y="{pad + 12}" font-size="11">'
+                     f'{html.escape(name)} →</text>')
     for s, v in evals:
         parts.append(f'<circle cx="{sx(s):.1f}" cy="{sy(v):.1f}" r="3.5" fill="{COLOURS["chance"]}">'
                      f'<title>eval loss {v:.3f} at step {s}</title></circle>')
@@ -103,6 +122,8 @@ def report_markdown(rows: list[dict[str, Any]], res: Any, metrics: list[dict[str
              f"Output folder: `{res.out}`. Training: {len(losses)} steps, loss {_fmt(losses[0], 3) if losses else '–'}"
              f" → {_fmt(losses[-1], 3) if losses else '–'}. Times (s): "
              + ", ".join(f"{k} {v}" for k, v in res.timings.items()) + ".", "",
+             "Curriculum: " + "; ".join(f"{name} (steps {a}–{b})" for name, a, b in stage_spans(metrics))
+             + " — see `lamm.quickstart.CURRICULUM` for the tasks of each stage.", "",
              "Held-out synthetic test split, one metric per task (percent; the targets are factors over chance):", "",
              "| task | metric | chance | untrained | trained | target | met |", "|---|---|---|---|---|---|---|"]
     for r in rows:

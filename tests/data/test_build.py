@@ -107,7 +107,8 @@ def test_build_synthetic_via_cli(synth, tmp_path):
         if t == "counting":
             assert re.fullmatch(r"\d+", a)
         elif t == "VQA":
-            assert re.fullmatch(r"The answer is \([A-D]\)\.", a)
+            # answer_style: text in configs/data/synthetic.yaml — the option's text, never a letter
+            assert re.fullmatch(r"The answer is [a-z]+\.", a), a
         elif t in ("classification", "classification3d"):
             assert re.fullmatch(r"[a-z]+", a)
         elif t == "visual_grounding3d":

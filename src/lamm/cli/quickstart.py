@@ -12,7 +12,8 @@ from lamm.cli.common import console, user_errors
 
 def quickstart(
     out: Annotated[Path, typer.Option(help="Output folder (re-running resumes what is there).")] = Path("runs/quickstart"),
-    minutes: Annotated[float, typer.Option(help="Training budget; scales the number of steps (fixed steps per minute).")] = 6.0,
+    minutes: Annotated[Optional[float], typer.Option(help="Training budget; scales the number of steps (fixed steps per "
+                                                       "minute). Default: QuickstartConfig.minutes.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of data, model and training; the same seed gives the same numbers.")] = 0,
     overrides: Annotated[Optional[list[str]], typer.Argument(help="Dotted overrides of QuickstartConfig, e.g. bench_limit=50")] = None,
 ) -> None:
@@ -24,7 +25,8 @@ def quickstart(
     from lamm.quickstart_report import target_rows
 
     with user_errors():
-        cfg = load_config(QuickstartConfig, None, [f"minutes={minutes}", f"seed={seed}", *(overrides or [])])
+        budget = [f"minutes={minutes}"] if minutes is not None else []
+        cfg = load_config(QuickstartConfig, None, [*budget, f"seed={seed}", *(overrides or [])])
     res = run_quickstart(cfg, out, stage=lambda s: console.rule(f"[bold]{s}"))
     from lamm.quickstart import TARGETS
 

@@ -1,7 +1,8 @@
 """A small convolutional image encoder trained from scratch (the tiny preset's CPU quickstart).
 
 A ViT needs far more data and steps than a CPU budget of minutes allows; a few strided conv stages with
-GroupNorm and residual blocks learn colour, shape and position cues quickly. The output is a grid of
+GroupNorm (batch-size independent: the tiny preset) or BatchNorm (faster from scratch: the quickstart) and residual
+blocks learn colour, shape and position cues quickly. The output is a grid of
 tokens (row-major, top-left first) with a learned 2D position embedding so the LLM can tell where a
 token lies — needed for "where is the red square?" questions and box answers.
 """
