@@ -11,6 +11,7 @@ order through the batch (row-major), so ``media[m][k]`` is the ``k``-th ``m`` pl
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import inspect
 import os
 from collections.abc import Sequence
@@ -99,7 +100,9 @@ def preprocess_media(cfg: ModelConfig, media: Sequence[MediaRef], root: str | os
     Images → ``(M, 3, S, S)`` (``cfg.image_preprocess``); point clouds → ``(M, N, 3|6)`` float32
     (``cfg.pcl_preprocess``) sampled with ``sample_seeds[i]`` — derive it with
     ``lamm.model.encoders.preprocess.sample_seed(sample_id, base_seed)``; without seeds, the seed comes
-    from the media path (``sample_seed(path, 0)``). Pure CPU, needs no model: safe in DataLoader workers.
+    from the cloud's own bytes, so the same cloud is sampled the same way wherever its file lies (a seed
+    from the path made benchmark numbers depend on the output folder). Pure CPU, needs no model: safe
+    in DataLoader workers.
     Modalities with no media are absent from the result.
     """
     from lamm.model.encoders.preprocess import preprocess_images, preprocess_point_cloud, sample_seed
@@ -116,8 +119,13 @@ def preprocess_media(cfg: ModelConfig, media: Sequence[MediaRef], root: str | os
     clouds = []
     for i, m in enumerate(media):
         if m.modality == "pcl":
-            seed = sample_seeds[i] if sample_seeds is not None else sample_seed(str(m.path or ""), 0)
-            clouds.append(preprocess_point_cloud(load(m), cfg.pcl_preprocess, seed))
+            cloud = load(m)
+            if sample_seeds is not None:
+                seed = sample_seeds[i]
+            else:
+                digest = hashlib.sha256(np.ascontiguousarray(cloud).tobytes()).hexdigest()[:16]
+                seed = sample_seed(f"cloud:{digest}", 0)
+            clouds.append(preprocess_point_cloud(cloud, cfg.pcl_preprocess, seed))
     out: dict[str, Tensor] = {}
     if images:
         out["image"] = preprocess_images(images, cfg.image_preprocess)
