@@ -335,6 +335,9 @@ def test_run_recipe_clean_vs_corrupted_with_dummy(synth_root, tmp_path):
     assert [r["prompt"] for r in rows["noisy"]] == [r["prompt"] for r in rows["clean"]]
     assert sum(a["answer"] != b["answer"] for a, b in zip(rows["noisy"], rows["clean"])) >= 3
     assert all(a["prompt"] != b["prompt"] for a, b in zip(rows["typo"], rows["clean"]))
+    assert "corruption" not in clean.results
+    assert noisy.results["corruption"] == {"name": "gaussian_noise", "severity": 3, "seed": 0, "unchanged": 0}
+    assert typos.results["corruption"]["name"] == "typos" and typos.results["corruption"]["unchanged"] == 0
     hashes = {recipe_hash(load_recipe("synth_classification")), recipe_hash(load_recipe("synth_classification_noise")),
               recipe_hash(typo)}
     assert len(hashes) == 3

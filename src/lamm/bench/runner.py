@@ -288,6 +288,9 @@ def score_and_write(recipe: Recipe, scenario: Scenario, family: str, indices: li
         results["calibration"] = json_safe(calibration)
         write_text_atomic(out / "reliability.svg", reliability_svg(
             calibration["bins"], recipe.name or recipe.scenario.name, ece=calibration["ece"]))
+    if recipe.scenario.corruption is not None:  # robustness: say which corruption, and what it could not change
+        results["corruption"] = {**recipe.scenario.corruption.model_dump(mode="json"),
+                                 "unchanged": len(getattr(scenario, "unchanged", ()))}
     write_json_atomic(out / "results.json", results)
     recipe.dump(out / "recipe.yaml")
     write_text_atomic(out / "report.md", run_report_markdown(results, lines[:5]))
