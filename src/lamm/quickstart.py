@@ -23,6 +23,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ TASK_WEIGHTS = {
 #: (our measurements: benchmarks/RESULTS.md)
 CURRICULUM: tuple[tuple[str, dict[str, float], float], ...] = (
     ("perception", {"classification": 1.0, "classification3d": 1.0}, 0.48),
-    ("instruct", TASK_WEIGHTS, 0.52),  # the last stage takes the remaining steps
+    ("instruct", TASK_WEIGHTS, 0.52),
 )
 #: the tiny preset, changed for training from scratch in one process: BatchNorm in the CNN found shape
 #: features after 100–150 steps instead of ~250 with GroupNorm (the preset's default, chosen because it
@@ -158,9 +159,14 @@ def _init_model(cfg: QuickstartConfig, out: Path) -> Path:
 
 
 def stage_steps(cfg: QuickstartConfig) -> list[int]:
-    """Training steps of each :data:`CURRICULUM` stage (they add up to ``cfg.steps``)."""
-    first = [max(5, round(cfg.steps * share)) for _, _, share in CURRICULUM[:-1]]
-    return [*first, max(5, cfg.steps - sum(first))]
+    """Training steps of each :data:`CURRICULUM` stage: ``cfg.steps`` cut at the cumulative shares (the
+    last cut is ``cfg.steps`` itself), at least 5 steps a stage."""
+    bounds, cum = [0], 0.0
+    for _, _, share in CURRICULUM:
+        cum += share
+        bounds.append(round(cfg.steps * cum))
+    bounds[-1] = cfg.steps
+    return [max(5, b - a) for a, b in pairwise(bounds)]
 
 
 def train_config(cfg: QuickstartConfig, init: Path, task_files: dict[str, Path], synth_root: Path,
@@ -205,8 +211,7 @@ def _train(cfg: QuickstartConfig, out: Path, init: Path, task_files: dict[str, P
     for (name, weights, _), steps in zip(CURRICULUM, stage_steps(cfg)):
         run = out / "train" / name
         say(f"   stage {name!r}: {steps} steps on {', '.join(weights)}")
-        tcfg = train_config(cfg, start, {t: task_files[t] for t in weights}, synth_root, val_file,
-                            steps=steps, weights=weights)
+        tcfg = train_config(cfg, start, task_files, synth_root, val_file, steps=steps, weights=weights)
         last = _latest_checkpoint(run)
         if last is None or _step_of(last) < steps:
             train(tcfg, run, resume=last is not None, progress=True)

@@ -88,3 +88,13 @@ def test_full_quickstart_beats_chance(tmp_path):
     rows = {r["task"]: r for r in target_rows(summary["untrained"], summary["trained"], TARGETS)}
     for task in TARGETS:
         assert rows[task]["met"], rows[task]
+
+
+def test_curriculum_shares_cover_every_step():
+    from lamm.quickstart import CURRICULUM, QuickstartConfig, stage_steps
+
+    assert abs(sum(share for *_, share in CURRICULUM) - 1.0) < 1e-9
+    for minutes in (0.25, 1.0, 7.0, 10.0):
+        cfg = QuickstartConfig(minutes=minutes)
+        assert sum(stage_steps(cfg)) == cfg.steps and min(stage_steps(cfg)) >= 5
+    assert stage_steps(QuickstartConfig(minutes=7.0)) == [403, 437]
