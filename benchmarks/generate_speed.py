@@ -2,12 +2,15 @@
 
 Generation: the same requests (images shared by several questions, prompts of varied length) answered
 
-* by the engine: length-grouped batches (``--batch-size``), media encoded once per distinct image;
+* by the engine in each of ``--variants`` (batch size : decoding path): length-grouped batches, media
+  encoded once per distinct image, with the dynamic decoding loop or the static one (static KV cache,
+  and on a GPU the decode step replayed as a CUDA graph; ``lamm.model.static_decode``);
 * by the baseline ``model_generate_loop``: ``MultimodalLM.generate`` called once per request (batch 1),
   as a user without the engine would write it.
 
-Both decode greedily to the same text (the test suite checks that batched equals unbatched), so the
-new-token counts are equal and the ratio of new tokens/s is a like-for-like speed-up.
+All decode greedily (the test suite checks that batched, unbatched and static replies are equal in
+float32); in bf16 a left-padded batch rounds differently, so each variant is credited with its own
+new-token count and the ratio of new tokens/s is the speed-up.
 
 Scoring (``--loglikelihood``): ``--options`` continuations per question scored by the engine with the
 prompt run once and its KV cache shared (``kv_reuse``), against the baseline ``batched_forward``: one
@@ -17,7 +20,8 @@ The tiny preset is written to a temporary checkpoint and loaded through ``lamm:D
 ``--preset lamm7b`` random-initialises LAMM's 7B shapes in memory on the device (GPU only, ~16 GB)::
 
     python benchmarks/generate_speed.py
-    python benchmarks/generate_speed.py --preset lamm7b --device cuda --batch-size 16 --loglikelihood --merge-lora
+    python benchmarks/generate_speed.py --preset lamm7b --device cuda --variants 1:static,16:dynamic,16:static \\
+        --max-new-tokens 128 --baseline-requests 4 --merge-lora --loglikelihood
 """
 
 from __future__ import annotations
@@ -83,42 +87,65 @@ def timed(fn, device: str):
     return out, time.perf_counter() - t
 
 
+def count_tokens(engine, texts: list[str]) -> int:
+    return sum(len(engine.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
+
+
+DECODINGS = ("dynamic", "static", "static-nograph")
+
+
+def set_variant(engine, batch_size: int, decoding: str) -> None:
+    """Point the engine at one configuration: batch size, and ``dynamic`` decoding (growing KV cache),
+    ``static`` (static KV cache; the step replayed as a CUDA graph on a GPU) or ``static-nograph``."""
+    from lamm.infer.batching import Batcher
+
+    engine.batcher = Batcher(batch_size)
+    engine.static_cache = decoding != "dynamic"
+    engine.cuda_graphs = False if decoding == "static-nograph" else None
+    engine._static = None
+
+
 def bench_generate(engine, reqs: list[GenerateRequest], args: argparse.Namespace) -> None:
     model = engine.model
+    base_reqs = reqs[: args.baseline_requests or len(reqs)]
 
     def baseline() -> list[str]:
         out = []
-        for r in reqs:
+        for r in base_reqs:
             tc = model.tokenize(r.conversation, add_generation_prompt=True)
             out += model.generate([tc], model.preprocess_media(tc.media), max_new_tokens=args.max_new_tokens)
         return out
 
-    # warm-up outside the timings, at the shapes timed (allocator growth, kernel selection)
-    short = [GenerateRequest(r.conversation, GenerationSettings(max_new_tokens=2)) for r in reqs]
-    engine.generate(short)
+    # warm-up outside the timings (allocator growth, kernel selection)
     tc0 = model.tokenize(reqs[0].conversation, add_generation_prompt=True)
     model.generate([tc0], model.preprocess_media(tc0.media), max_new_tokens=2)
     base_out, t_base = timed(baseline, args.device)
-    eng_out, t_eng = timed(lambda: engine.generate(reqs), args.device)
-    def count(texts: list[str]) -> int:
-        return sum(len(engine.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
+    base_rate = count_tokens(engine, base_out) / t_base
+    print(f"generate: {len(reqs)} requests, {args.max_new_tokens} max new tokens each (baseline on the first "
+          f"{len(base_reqs)}); new tokens/s include prefill and image encoding")
+    print(f"  {'model_generate_loop (batch 1, dynamic cache)':56s} {t_base:8.3f} s {base_rate:9.1f} new tokens/s",
+          flush=True)
+    stages = [False, True] if args.merge_lora else [False]
+    for merged in stages:
+        if merged and not engine.merge_lora():
+            print("  (no LoRA to merge)")
+            break
+        for bs, dec in args.variants:
+            label = f"lamm engine (batch {bs}, {dec}{', LoRA merged' if merged else ''})"
+            try:
+                set_variant(engine, bs, dec)
+                # warm-up at the timed shapes: captures the static path's CUDA graphs outside the timing
+                engine.generate(reqs[:bs])
+                out, t = timed(lambda: engine.generate(reqs), args.device)
+            except Exception as e:  # noqa: BLE001 - a failed variant is reported and the others still run
+                import traceback
 
-    n_base, n_new = count(base_out), count(eng_out)
-    same = sum(a == b for a, b in zip(base_out, eng_out))
-    # fp32 replies are identical; in bf16 a left-padded batch rounds differently and a random model's
-    # near-tied logits then pick other tokens, so each side is credited with its own token count
-    print(f"generate: {len(reqs)} requests, {args.max_new_tokens} max new tokens, {n_new} new tokens, "
-          f"{same}/{len(reqs)} replies identical to the baseline's")
-    print(f"  model_generate_loop (batch 1): {t_base:8.3f} s  {n_base / t_base:10.1f} new tokens/s")
-    print(f"  lamm engine (batch {engine.batcher.current}):          {t_eng:8.3f} s  {n_new / t_eng:10.1f} new tokens/s")
-    print(f"  ratio engine / model_generate_loop (new tokens/s): {(n_new / t_eng) / (n_base / t_base):.2f}x")
-    if args.merge_lora and engine.merge_lora():
-        merged_out, t_merged = timed(lambda: engine.generate(reqs), args.device)
-        n_merged = count(merged_out)
-        same = sum(a == b for a, b in zip(merged_out, eng_out))
-        print(f"  lamm engine, LoRA merged:          {t_merged:8.3f} s  {n_merged / t_merged:10.1f} new tokens/s "
-              f"({same}/{len(reqs)} replies as unmerged; ratio merged / unmerged engine: "
-              f"{(n_merged / t_merged) / (n_new / t_eng):.2f}x)")
+                traceback.print_exc()
+                print(f"  {label:56s} FAILED: {type(e).__name__}: {e}", flush=True)
+                continue
+            n = count_tokens(engine, out)
+            print(f"  {label:56s} {t:8.3f} s {n / t:9.1f} new tokens/s  x{(n / t) / base_rate:5.2f} baseline",
+                  flush=True)
 
 
 def bench_loglikelihood(engine, reqs: list[GenerateRequest], args: argparse.Namespace) -> None:
@@ -147,13 +174,24 @@ def main() -> None:
     p.add_argument("--preset", choices=["tiny", "lamm7b"], default="tiny", help="model preset (random init)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu | cuda")
     p.add_argument("--requests", type=int, default=16, help="number of generation requests")
-    p.add_argument("--batch-size", default="8", help="engine batch size: an int or 'auto'")
+    p.add_argument("--variants", default="1:dynamic,1:static,8:dynamic,8:static",
+                   help="engine configurations to time, comma-separated BATCH:DECODING; DECODING is dynamic "
+                        "(growing KV cache), static (static KV cache; CUDA graphs on a GPU) or static-nograph")
+    p.add_argument("--baseline-requests", type=int, default=0,
+                   help="time the batch-1 baseline on the first N requests only (0: all; it is slow on a 7B model)")
     p.add_argument("--max-new-tokens", type=int, default=32, help="tokens generated per request")
     p.add_argument("--loglikelihood", action="store_true", help="also time option scoring (KV reuse)")
     p.add_argument("--options", type=int, default=4, help="options per question when scoring")
     p.add_argument("--merge-lora", action="store_true", help="also time the engine with LoRA merged (lora presets)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = p.parse_args()
+    try:
+        args.variants = [(int(v.split(":")[0]), v.split(":")[1]) for v in args.variants.split(",")]
+    except (IndexError, ValueError):
+        p.error(f"--variants {args.variants!r}: expected BATCH:DECODING pairs, e.g. 1:static,16:static")
+    if bad := {d for _, d in args.variants} - set(DECODINGS):
+        p.error(f"--variants: unknown decoding {sorted(bad)}; expected one of {', '.join(DECODINGS)}")
+    args.batch_size = max(b for b, _ in args.variants)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.preset == "lamm7b" and not args.device.startswith("cuda"):

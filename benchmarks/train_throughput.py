@@ -46,7 +46,7 @@ def make_data(root: Path, n: int, image_size: int, max_words: int, seed: int = 0
     return path
 
 
-def config(args: argparse.Namespace, data: Path):
+def config(args: argparse.Namespace, data: Path, row_length: int):
     from lamm.train import TrainConfig
 
     model: dict = {"preset": args.preset}
@@ -58,7 +58,7 @@ def config(args: argparse.Namespace, data: Path):
                               "projectors": {"image": full.projectors["image"].model_dump(mode="json")}}
     return TrainConfig.model_validate({
         "model": model, "stage": "instruct" if args.preset == "lamm7b" else "full",
-        "data": {"train": [{"file": str(data)}], "max_length": args.row_length, "packing": True,
+        "data": {"train": [{"file": str(data)}], "max_length": row_length, "packing": True,
                  "num_workers": args.workers},
         "steps": args.samples // args.micro_batch, "micro_batch_size": args.micro_batch, "grad_accum": 1,
         "precision": "bf16" if args.preset == "lamm7b" else "fp32",
@@ -128,7 +128,9 @@ def main() -> None:
     ap.add_argument("--preset", choices=["tiny", "lamm7b"], default="tiny")
     ap.add_argument("--samples", type=int, default=None, help="samples per run (default: 384 tiny, 256 lamm7b)")
     ap.add_argument("--micro-batch", type=int, default=None, help="micro-batch size (default: 16 tiny, 8 lamm7b)")
-    ap.add_argument("--row-length", type=int, default=None, help="packed row / max length (default 256 tiny, 1024 lamm7b)")
+    ap.add_argument("--row-lengths", default=None,
+                    help="packed row length(s) of our trainer, comma-separated, each timed (default 256 tiny, "
+                         "1024,2048 lamm7b); the first is also the plain loop's longest sample")
     ap.add_argument("--max-words", type=int, default=None, help="longest answer in words (default 60 tiny, 300 lamm7b)")
     ap.add_argument("--gradient-checkpointing", action="store_true")
     ap.add_argument("--workers", type=int, default=1)
@@ -137,22 +139,23 @@ def main() -> None:
     big = args.preset == "lamm7b"
     args.samples = args.samples or (256 if big else 384)
     args.micro_batch = args.micro_batch or (8 if big else 16)
-    args.row_length = args.row_length or (1024 if big else 256)
+    args.row_lengths = [int(x) for x in (args.row_lengths or ("1024,2048" if big else "256")).split(",")]
     args.max_words = args.max_words or (300 if big else 60)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         data = make_data(Path(tmp), 64, 336 if big else 64, args.max_words)
-        cfg = config(args, data)
+        cfg = config(args, data, args.row_lengths[0])
+        dev = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
+        print(f"device: {dev}; preset {args.preset}; {args.samples} samples, micro-batch {args.micro_batch}", flush=True)
         plain_tps, plain_tokens = run_plain(cfg)
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        ours_tps, ours_tokens = run_ours(cfg, Path(tmp) / "run")
-    dev = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"device: {dev}; preset {args.preset}; {args.samples} samples, micro-batch {args.micro_batch}")
-    print(f"plain transformers+peft padded loop: {plain_tps:10.1f} real tokens/s ({plain_tokens} tokens)")
-    print(f"lamm trainer (packing):              {ours_tps:10.1f} real tokens/s ({ours_tokens} tokens)")
-    print(f"ratio (lamm / plain): {ours_tps / plain_tps:.2f}x")
+        print(f"plain transformers+peft padded loop: {plain_tps:10.1f} real tokens/s ({plain_tokens} tokens)", flush=True)
+        for row in args.row_lengths:
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            ours_tps, ours_tokens = run_ours(config(args, data, row), Path(tmp) / f"run{row}")
+            print(f"lamm trainer (packing, rows of {row:5d}): {ours_tps:10.1f} real tokens/s ({ours_tokens} tokens); "
+                  f"ratio (lamm / plain): {ours_tps / plain_tps:.2f}x", flush=True)
 
 
 if __name__ == "__main__":

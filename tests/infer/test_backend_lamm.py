@@ -181,3 +181,23 @@ def test_stream_can_be_resumed_on_other_threads(engine):
         t.join()
     assert not errors, errors[0]
     assert "".join(p for p in pieces if p) == engine.generate([r])[0]
+
+
+def test_static_cache_engine_gives_the_same_answers(tiny_model_dir, media, engine):
+    """The CUDA decoding path (static KV cache; graphs only on CUDA) forced on here: same replies."""
+    static = load_engine(f"lamm:{tiny_model_dir}", media_root=str(media), batch_size=3, device="cpu",
+                         static_cache="true")
+    reqs = _requests() + [_req("what is it?", "red.png", temperature=0.8, seed=5)]
+    assert static.generate(reqs) == engine.generate(reqs)
+    assert static._static is not None and engine._static is None  # auto: dynamic loop on the CPU
+    with pytest.raises(ValueError, match="static_cache='maybe'"):
+        load_engine(f"lamm:{tiny_model_dir}", device="cpu", static_cache="maybe")
+
+
+def test_merge_lora_rebuilds_the_static_decoder(lora_dir, media):
+    eng = load_engine(f"lamm:{lora_dir}", media_root=str(media), device="cpu", static_cache=True)
+    reqs = _requests()[:3]
+    before = eng.generate(reqs)
+    old = eng._static
+    assert eng.merge_lora() and eng._static is None
+    assert eng.generate(reqs) == before and eng._static is not old

@@ -91,6 +91,31 @@ def test_sum_reduction_is_independent_of_micro_batching(tiny_model):
     torch.testing.assert_close(sum(p.loss for p in parts) / n, full.loss, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("mode", ["full", "lora"])
+def test_supervised_logits_give_the_same_loss_and_gradients(tiny_model, tiny_tokenizer, mode):
+    """The trainer's ``logits="supervised"`` (LM head on supervised positions only) is the full path's maths."""
+    model = tiny_model if mode == "full" else MultimodalLM.from_config(model_preset("tiny", ["llm_mode=lora"]))
+    model.train()
+    batch = collate(model, [conv(image(0), a="Yes.", cid="a"), conv(cloud(1), a="A longer answer here.", cid="b")])
+    results = []
+    for logits in ("all", "supervised"):
+        model.zero_grad(set_to_none=True)
+        torch.manual_seed(0)  # LoRA dropout draws the same masks in both
+        out = model(**batch, reduction="sum", logits=logits)
+        out.loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        results.append((out, grads))
+    (full, g_full), (sup, g_sup) = results
+    n = int(full.n_supervised)
+    assert int(sup.n_supervised) == n > 0 and sup.logits.shape == (n, full.logits.shape[-1])
+    torch.testing.assert_close(sup.loss, full.loss, rtol=1e-6, atol=1e-5)
+    assert g_full.keys() == g_sup.keys() and len(g_full) > 0
+    for name in g_full:
+        torch.testing.assert_close(g_sup[name], g_full[name], rtol=1e-5, atol=1e-6, msg=name)
+    with pytest.raises(ValueError, match="logits must be"):
+        model(**batch, logits="some")
+
+
 def test_expand_placeholders_and_mismatch_errors(tiny_model):
     model = tiny_model
     tid, pid = model.media_token_ids["image"], model.media_token_ids["pcl"]

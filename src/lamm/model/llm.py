@@ -290,6 +290,42 @@ def _cut(text: str, stops: list[str]) -> tuple[str, bool]:
     return (text[: min(hits)], True) if hits else (text, False)
 
 
+class RowFinisher:
+    """The new tokens of each row of a decoding batch, and whether the row has ended.
+
+    A row ends at EOS (not kept) or when its text contains a stop string. Only the last tokens are
+    decoded to look for a stop string that the newest token completed: a stop of ``n`` characters
+    spans at most ``4n`` tokens (every token decodes to at least one byte), so the check costs the same
+    at token 1 and token 1,000.
+    """
+
+    def __init__(self, tokenizer: Any, batch: int, stops: list[str]) -> None:
+        self.tokenizer, self.stops = tokenizer, [s for s in stops if s]
+        self.window = 4 * max((len(s) for s in self.stops), default=0) + 1
+        self.eos = tokenizer.eos_token_id
+        self.new: list[list[int]] = [[] for _ in range(batch)]
+        self.done = [False] * batch
+
+    def push(self, tokens: list[int]) -> bool:
+        """Add one token per row (ignored for ended rows); True when every row has ended."""
+        for i, t in enumerate(tokens):
+            if self.done[i]:
+                continue
+            if t == self.eos:
+                self.done[i] = True
+                continue
+            self.new[i].append(t)
+            if self.stops:
+                tail = self.tokenizer.decode(self.new[i][-self.window:], skip_special_tokens=False)
+                self.done[i] = _cut(tail, self.stops)[1]
+        return all(self.done)
+
+    def texts(self) -> list[str]:
+        """Each row's text: special tokens dropped, cut before the first stop string, stripped."""
+        return [_cut(self.tokenizer.decode(ids, skip_special_tokens=True), self.stops)[0].strip()
+                for ids in self.new]
+
+
 @torch.no_grad()
 def decode_loop(llm: nn.Module, tokenizer: Any, embeds: torch.Tensor, mask: torch.Tensor, *, max_new_tokens: int,
                 do_sample: bool, temperature: float, top_p: float, stops: list[str], seed: int | None,
@@ -310,27 +346,13 @@ def decode_loop(llm: nn.Module, tokenizer: Any, embeds: torch.Tensor, mask: torc
     if seed is not None:
         gen = torch.Generator(device=embeds.device)
         gen.manual_seed(seed)
-    eos = tokenizer.eos_token_id
-    new: list[list[int]] = [[] for _ in range(b)]
-    done = [False] * b
+    rows = RowFinisher(tokenizer, b, stops)
     for _ in range(max_new_tokens):
         nxt = _pick(out.logits[:, -1].float(), do_sample, temperature, top_p, gen)
-        for i, t in enumerate(nxt.tolist()):
-            if done[i]:
-                continue
-            if t == eos:
-                done[i] = True
-                continue
-            new[i].append(t)
-            done[i] = _cut(tokenizer.decode(new[i], skip_special_tokens=False), stops)[1]
-        if all(done):
+        if rows.push(nxt.tolist()):
             break
         mask = torch.cat([mask, mask.new_ones(b, 1)], dim=1)
         pos = pos[:, -1:] + 1
         cache = out["cache"] if "cache" in out else out["past_key_values"]
         out = llm(input_ids=nxt[:, None], attention_mask=mask, position_ids=pos, use_cache=True, **{cache_kw: cache})
-    result = []
-    for i in range(b):
-        text = tokenizer.decode(new[i], skip_special_tokens=True)
-        result.append(_cut(text, stops)[0].strip())
-    return result
+    return rows.texts()

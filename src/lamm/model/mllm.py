@@ -36,10 +36,22 @@ from lamm.model.llm import (
 from lamm.model.lora import apply_llm_mode, is_lora_param, unwrap_base
 
 
+def _plain_lm_head(base: nn.Module) -> bool:
+    """True when ``base``'s logits are just its output embedding applied to the decoder's last hidden
+    state (no soft-capping or scaling), so the head can run on a subset of positions."""
+    conf = getattr(base, "config", None)
+    if conf is None or not hasattr(base, "get_decoder") or base.get_output_embeddings() is None:
+        return False
+    conf = conf.get_text_config(decoder=True) if hasattr(conf, "get_text_config") else conf
+    extras = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier_scale")
+    return not any(getattr(conf, k, None) not in (None, 1, 1.0) for k in extras)
+
+
 @dataclass
 class ModelOutput:
     """``loss``: mean (or, with ``reduction="sum"``, summed) next-token cross entropy over supervised
-    tokens, None without labels; ``logits``: ``(B, L, V)``; ``n_supervised``: int64 scalar tensor."""
+    tokens, None without labels; ``logits``: ``(B, L, V)`` (or ``(N, V)`` with ``logits="supervised"``);
+    ``n_supervised``: int64 scalar tensor."""
 
     loss: Tensor | None
     logits: Tensor
@@ -309,7 +321,7 @@ class MultimodalLM(nn.Module):
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, media: dict[str, Tensor] | None = None,
                 labels: Tensor | None = None, position_ids: Tensor | None = None,
-                reduction: str = "mean") -> ModelOutput:
+                reduction: str = "mean", logits: str = "all") -> ModelOutput:
         """Run the model on expanded ids.
 
         Args:
@@ -321,27 +333,47 @@ class MultimodalLM(nn.Module):
                 Pass them for packed sequences.
             reduction: ``"mean"`` over supervised tokens, or ``"sum"`` — divide by the global
                 ``n_supervised`` so the loss does not depend on how a batch is split.
+            logits: ``"all"`` — ``logits`` is ``(B, L, V)``, as from the HF model; ``"supervised"`` (with
+                ``labels``; the trainer's choice) — the LM head runs only on the positions that predict a
+                supervised token and ``logits`` is ``(N, V)`` for those, in order. Same loss and gradients;
+                in LAMM data most positions are image or prompt tokens, so this skips most of the head's
+                work and the largest activation of the step. Models whose head does more than one linear
+                layer (logit soft-capping or scaling) always take the ``"all"`` path.
         """
         if reduction not in ("mean", "sum"):
             raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+        if logits not in ("all", "supervised"):
+            raise ValueError(f"logits must be 'all' or 'supervised', got {logits!r}")
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         if position_ids is None:
             position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         embeds = self.embed(input_ids, media)
-        out = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids, use_cache=False)
-        logits = out.logits
-        if labels is None:
-            return ModelOutput(None, logits, torch.zeros((), dtype=torch.long, device=logits.device))
-        for tid in self.media_token_ids.values():
-            labels = labels.masked_fill(input_ids == tid, IGNORE_INDEX)
-        shift_labels = labels[:, 1:].reshape(-1)
-        shift_logits = logits[:, :-1].reshape(-1, logits.shape[-1]).float()
-        loss = F.cross_entropy(shift_logits, shift_labels, ignore_index=IGNORE_INDEX, reduction="sum")
-        n = (shift_labels != IGNORE_INDEX).sum()
+        if labels is not None:
+            for tid in self.media_token_ids.values():
+                labels = labels.masked_fill(input_ids == tid, IGNORE_INDEX)
+        if labels is not None and logits == "supervised" and _plain_lm_head(unwrap_base(self.llm)):
+            base = unwrap_base(self.llm)
+            hidden = base.get_decoder()(inputs_embeds=embeds, attention_mask=attention_mask,
+                                        position_ids=position_ids, use_cache=False).last_hidden_state
+            shift_labels = labels[:, 1:]
+            keep = shift_labels != IGNORE_INDEX
+            out_logits = base.get_output_embeddings()(hidden[:, :-1][keep])  # (N, V)
+            loss = F.cross_entropy(out_logits.float(), shift_labels[keep], reduction="sum")
+            n = keep.sum()
+        else:
+            out = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids,
+                           use_cache=False)
+            out_logits = out.logits
+            if labels is None:
+                return ModelOutput(None, out_logits, torch.zeros((), dtype=torch.long, device=out_logits.device))
+            shift_labels = labels[:, 1:].reshape(-1)
+            shift_logits = out_logits[:, :-1].reshape(-1, out_logits.shape[-1]).float()
+            loss = F.cross_entropy(shift_logits, shift_labels, ignore_index=IGNORE_INDEX, reduction="sum")
+            n = (shift_labels != IGNORE_INDEX).sum()
         if reduction == "mean":
             loss = loss / n.clamp(min=1)
-        return ModelOutput(loss, logits, n)
+        return ModelOutput(loss, out_logits, n)
 
     # ------------------------------------------------------------------------------------ inference
     def _left_padded(self, seqs: list[list[int]]) -> tuple[Tensor, Tensor]:

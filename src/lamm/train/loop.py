@@ -107,7 +107,7 @@ def forward_batch(module: Any, model: Any, batch: dict[str, Any]) -> Any:
     dtype = next(model.llm.parameters()).dtype
     mask = model_attention_mask(batch["attention_mask"], impl, torch.float32 if dtype == torch.float32 else torch.bfloat16)
     return module(input_ids=batch["input_ids"], attention_mask=mask, media=batch["media"], labels=batch["labels"],
-                  position_ids=batch["position_ids"], reduction="sum")
+                  position_ids=batch["position_ids"], reduction="sum", logits="supervised")
 
 
 def accumulate_gradients(engine: Engine, micro: list[dict[str, Any]], cfg: TrainConfig) -> dict[str, float]:

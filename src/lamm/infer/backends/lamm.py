@@ -13,11 +13,15 @@
   and only the option tokens run again (``kv_reuse``). ``kv_reuse=False`` is the baseline: one forward
   over prompt + option per option, batched. ``benchmarks/generate_speed.py --loglikelihood`` times
   both (H200, 7B shapes, bf16, 4 options: 1.2x; CPU tiny model: 1.4–2.7x).
+* Decoding on CUDA uses static KV caches and replays the one-token step as a CUDA graph
+  (``lamm.model.static_decode``; ``static_cache``, default "auto" = on CUDA for models with full
+  attention only; ``cuda_graphs``, default "auto" = on CUDA). Replies equal the dynamic loop's.
 * ``merge_lora=True`` folds LoRA into the base weights once at load (faster decoding, same outputs up
   to rounding). ``fingerprint()`` is the checkpoint manifest's fingerprint (weights, base, config).
 
 Options: ``device`` (default cuda when available), ``dtype`` (None = as saved; "bfloat16", ...),
-``batch_size`` (default "auto"), ``merge_lora`` (False), ``base_llm`` (a moved base), ``kv_reuse`` (True).
+``batch_size`` (default "auto"), ``merge_lora`` (False), ``base_llm`` (a moved base), ``kv_reuse`` (True),
+``static_cache`` ("auto" | true | false), ``cuda_graphs`` ("auto" | true | false).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import hashlib
 import inspect
 from collections import Counter
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +48,20 @@ from lamm.infer.engine import (
 )
 from lamm.media import resolve_media_path
 from lamm.model.llm import DTYPES  # the one name → torch dtype table
+
+
+def _tristate(name: str, value: bool | str) -> bool | None:
+    """An engine option that is "auto" (None), true or false (YAML-ish strings from the CLI accepted)."""
+    if isinstance(value, bool):
+        return value
+    v = str(value).strip().lower()
+    if v == "auto":
+        return None
+    if v in ("true", "1", "yes", "on"):
+        return True
+    if v in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"{name}={value!r}: expected auto, true or false")
 
 
 def media_key(ref: MediaRef, root: str | None) -> tuple:
@@ -106,7 +125,8 @@ class LammEngine(Engine):
 
     def __init__(self, target: str, media_root: str | None = None, device: str | None = None,
                  dtype: str | None = None, batch_size: int | str = "auto", merge_lora: bool = False,
-                 base_llm: str | None = None, kv_reuse: bool = True, model: Any = None) -> None:
+                 base_llm: str | None = None, kv_reuse: bool = True, model: Any = None,
+                 static_cache: bool | str = "auto", cuda_graphs: bool | str = "auto") -> None:
         super().__init__(media_root)
         from lamm.model.checkpoint import is_checkpoint, load_checkpoint, read_manifest
 
@@ -139,6 +159,26 @@ class LammEngine(Engine):
         # transformers 5 renamed the forward argument past_key_values to cache (the old name warns)
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
         self.last_call_encoded = 0
+        self.static_cache, self.cuda_graphs = _tristate("static_cache", static_cache), _tristate("cuda_graphs", cuda_graphs)
+        self._static: Any = None  # the StaticDecoder, built on first use (and again after merge_lora)
+
+    def _static_decoder(self) -> Any:
+        """The :class:`~lamm.model.static_decode.StaticDecoder` to decode with, or None (dynamic loop)."""
+        from lamm.model.static_decode import StaticDecoder, supports_static_decoding
+
+        if self._static is not None:
+            return self._static
+        on_cuda = self.model.device.type == "cuda"
+        want = on_cuda if self.static_cache is None else self.static_cache
+        if not want:
+            return None
+        ok, why = supports_static_decoding(self.model.llm)
+        if not ok:
+            if self.static_cache:  # asked for explicitly: say why it cannot be
+                raise ValueError(f"static_cache=true: {why}")
+            return None
+        self._static = StaticDecoder(self.model.llm, use_graphs=on_cuda if self.cuda_graphs is None else self.cuda_graphs)
+        return self._static
 
     def _base_llm(self) -> Any:
         from lamm.model.lora import unwrap_base
@@ -151,6 +191,7 @@ class LammEngine(Engine):
         if merge is None:
             return False
         self.model.llm = merge()
+        self._static = None  # captured graphs point at the unmerged weights
         return True
 
     def fingerprint(self) -> str:
@@ -225,9 +266,11 @@ class LammEngine(Engine):
         media = [m for r, _ in batch for m in r.conversation.media]
         with torch.inference_mode():
             embeds, mask = self._embed([ids for _, ids in batch], media, cache)
-            texts = decode_loop(self.model.llm, self.tokenizer, embeds, mask, max_new_tokens=s.max_new_tokens,
-                                do_sample=not s.greedy, temperature=s.temperature, top_p=s.top_p,
-                                stops=self._stops(req), seed=s.seed, prefill_kwargs=self._prefill_kwargs)
+            static = self._static_decoder()
+            decode = static.decode if static is not None else partial(decode_loop, self.model.llm)
+            texts = decode(self.tokenizer, embeds, mask, max_new_tokens=s.max_new_tokens, do_sample=not s.greedy,
+                           temperature=s.temperature, top_p=s.top_p, stops=self._stops(req), seed=s.seed,
+                           prefill_kwargs=self._prefill_kwargs)
         cache.release(media)
         self.usage.requests += len(batch)
         self.usage.prompt_tokens += sum(len(ids) for _, ids in batch)
