@@ -55,12 +55,14 @@ def build_engine(args: argparse.Namespace, workdir: str):
         cfg.llm.config.pop("vocab_size", None)
     if args.preset == "tiny":
         save_checkpoint(MultimodalLM.from_config(cfg), f"{workdir}/ckpt")
-        return load_engine(f"lamm:{workdir}/ckpt", device=args.device, batch_size=args.batch_size)
+        return load_engine(f"lamm:{workdir}/ckpt", device=args.device, batch_size=args.batch_size,
+                           static_bucket=args.bucket)
     with torch.device(args.device):  # random init straight on the device: a 7B init on CPU takes minutes
         model = MultimodalLM.from_config(cfg)
     from lamm.infer.backends.lamm import LammEngine
 
-    return LammEngine(args.preset, device=args.device, batch_size=args.batch_size, model=model.eval())
+    return LammEngine(args.preset, device=args.device, batch_size=args.batch_size, model=model.eval(),
+                      static_bucket=args.bucket)
 
 
 def make_requests(n: int, max_new_tokens: int, workdir: str) -> list[GenerateRequest]:
@@ -91,17 +93,19 @@ def count_tokens(engine, texts: list[str]) -> int:
     return sum(len(engine.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
 
 
-DECODINGS = ("dynamic", "static", "static-nograph")
+DECODINGS = ("dynamic", "static", "static-nograph", "static-compiled")
 
 
 def set_variant(engine, batch_size: int, decoding: str) -> None:
     """Point the engine at one configuration: batch size, and ``dynamic`` decoding (growing KV cache),
-    ``static`` (static KV cache; the step replayed as a CUDA graph on a GPU) or ``static-nograph``."""
+    ``static`` (static KV cache; the step replayed as a CUDA graph on a GPU), ``static-nograph`` or
+    ``static-compiled`` (``static`` with the step compiled by torch.compile)."""
     from lamm.infer.batching import Batcher
 
     engine.batcher = Batcher(batch_size)
     engine.static_cache = decoding != "dynamic"
     engine.cuda_graphs = False if decoding == "static-nograph" else None
+    engine.compile_step = decoding == "static-compiled"
     engine._static = None
 
 
@@ -125,7 +129,7 @@ def bench_generate(engine, reqs: list[GenerateRequest], args: argparse.Namespace
           f"{len(base_reqs)}); new tokens/s include prefill and image encoding")
     print(f"  {'model_generate_loop (batch 1, dynamic cache)':56s} {t_base:8.3f} s {base_rate:9.1f} new tokens/s",
           flush=True)
-    stages = [False, True] if args.merge_lora else [False]
+    stages = {"no": [False], "yes": [False, True], "only": [True]}[args.merge_lora]
     for merged in stages:
         if merged and not engine.merge_lora():
             print("  (no LoRA to merge)")
@@ -182,7 +186,9 @@ def main() -> None:
     p.add_argument("--max-new-tokens", type=int, default=32, help="tokens generated per request")
     p.add_argument("--loglikelihood", action="store_true", help="also time option scoring (KV reuse)")
     p.add_argument("--options", type=int, default=4, help="options per question when scoring")
-    p.add_argument("--merge-lora", action="store_true", help="also time the engine with LoRA merged (lora presets)")
+    p.add_argument("--merge-lora", nargs="?", const="yes", default="no", choices=["no", "yes", "only"],
+                   help="also (yes) or only (only) time the engine with LoRA merged (lora presets)")
+    p.add_argument("--bucket", type=int, default=256, help="static KV cache lengths are multiples of this")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = p.parse_args()
     try:

@@ -73,12 +73,14 @@ class StaticDecoder:
     of it (one graph serves every call that fits). ``keep``: the most recently used shapes kept
     (each holds a KV cache of ``layers × 2 × B × M × kv_dim`` elements). ``sync_every``: greedy steps
     replayed between reads of the tokens (at most ``sync_every - 1`` steps run after every row ended).
-    Build a new decoder when the LLM's weights are replaced (e.g. LoRA merged): graphs hold their
+    ``compile_step``: run the step's model call through ``torch.compile`` (fuses the many small
+    element-wise kernels of a layer; the graph then replays fewer, larger kernels), at the price of a
+    compilation (about a minute for a 7B model) per shape on first use. Build a new decoder when the LLM's weights are replaced (e.g. LoRA merged): graphs hold their
     addresses.
     """
 
     def __init__(self, llm: nn.Module, *, use_graphs: bool | None = None, bucket: int = 256, keep: int = 2,
-                 sync_every: int = 8) -> None:
+                 sync_every: int = 8, compile_step: bool = False) -> None:
         ok, why = supports_static_decoding(llm)
         if not ok:
             raise ValueError(f"static decoding is not available: {why}")
@@ -88,6 +90,7 @@ class StaticDecoder:
         base = _base(llm)
         self._cache_kw = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
         self._slots: OrderedDict[tuple[int, int, str], _Slot] = OrderedDict()
+        self._forward = torch.compile(self._logits, dynamic=False) if compile_step else self._logits
         self.graphs_captured = 0  # for tests and the benchmark
 
     # ------------------------------------------------------------------------------------------ slots
@@ -130,15 +133,18 @@ class StaticDecoder:
     def _step(self, s: _Slot) -> None:
         """One decode step on the slot's buffers, in place (the captured region)."""
         s.attn.index_fill_(3, s.kv_at, 0.0)  # the consumed token's own cache slot becomes visible
-        out = self.llm(input_ids=s.ids, attention_mask=s.attn, position_ids=s.pos, use_cache=True,
-                       **{self._cache_kw: s.cache})
-        s.logits.copy_(out.logits[:, -1])
+        s.logits.copy_(self._forward(s.ids, s.attn, s.pos, s.cache)[:, -1])
         nxt = s.logits.argmax(-1, keepdim=True)
         s.ids.copy_(nxt)
         s.hist.index_copy_(1, s.t_at, nxt)
         s.pos.add_(1)
         s.kv_at.add_(1)
         s.t_at.add_(1)
+
+    def _logits(self, ids: torch.Tensor, attn: torch.Tensor, pos: torch.Tensor, cache: Any) -> torch.Tensor:
+        """The model call of one step: logits ``(B, 1, V)`` of ``ids`` ``(B, 1)``, appended to ``cache``."""
+        return self.llm(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=True,
+                        **{self._cache_kw: cache}).logits
 
     def _run_step(self, s: _Slot) -> None:
         if s.graph is not None:

@@ -21,7 +21,9 @@
 
 Options: ``device`` (default cuda when available), ``dtype`` (None = as saved; "bfloat16", ...),
 ``batch_size`` (default "auto"), ``merge_lora`` (False), ``base_llm`` (a moved base), ``kv_reuse`` (True),
-``static_cache`` ("auto" | true | false), ``cuda_graphs`` ("auto" | true | false).
+``static_cache`` ("auto" | true | false), ``cuda_graphs`` ("auto" | true | false), ``compile_step`` (false;
+true compiles the decode step with torch.compile), ``static_bucket`` (256: static cache lengths are
+multiples of it).
 """
 
 from __future__ import annotations
@@ -126,7 +128,8 @@ class LammEngine(Engine):
     def __init__(self, target: str, media_root: str | None = None, device: str | None = None,
                  dtype: str | None = None, batch_size: int | str = "auto", merge_lora: bool = False,
                  base_llm: str | None = None, kv_reuse: bool = True, model: Any = None,
-                 static_cache: bool | str = "auto", cuda_graphs: bool | str = "auto") -> None:
+                 static_cache: bool | str = "auto", cuda_graphs: bool | str = "auto",
+                 compile_step: bool | str = False, static_bucket: int = 256) -> None:
         super().__init__(media_root)
         from lamm.model.checkpoint import is_checkpoint, load_checkpoint, read_manifest
 
@@ -160,6 +163,8 @@ class LammEngine(Engine):
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
         self.last_call_encoded = 0
         self.static_cache, self.cuda_graphs = _tristate("static_cache", static_cache), _tristate("cuda_graphs", cuda_graphs)
+        self.compile_step = bool(_tristate("compile_step", compile_step))
+        self.static_bucket = int(static_bucket)
         self._static: Any = None  # the StaticDecoder, built on first use (and again after merge_lora)
 
     def _static_decoder(self) -> Any:
@@ -177,7 +182,8 @@ class LammEngine(Engine):
             if self.static_cache:  # asked for explicitly: say why it cannot be
                 raise ValueError(f"static_cache=true: {why}")
             return None
-        self._static = StaticDecoder(self.model.llm, use_graphs=on_cuda if self.cuda_graphs is None else self.cuda_graphs)
+        self._static = StaticDecoder(self.model.llm, use_graphs=on_cuda if self.cuda_graphs is None else self.cuda_graphs,
+                                     bucket=self.static_bucket, compile_step=self.compile_step)
         return self._static
 
     def _base_llm(self) -> Any:
