@@ -148,8 +148,8 @@ def bench_generate(engine, reqs: list[GenerateRequest], args: argparse.Namespace
                 print(f"  {label:56s} FAILED: {type(e).__name__}: {e}", flush=True)
                 continue
             n = count_tokens(engine, out)
-            print(f"  {label:56s} {t:8.3f} s {n / t:9.1f} new tokens/s  x{(n / t) / base_rate:5.2f} baseline",
-                  flush=True)
+            ratio = f"x{(n / t) / base_rate:5.2f} baseline" if base_rate > 0 else "(baseline made no tokens)"
+            print(f"  {label:56s} {t:8.3f} s {n / t:9.1f} new tokens/s  {ratio}", flush=True)
 
 
 def bench_loglikelihood(engine, reqs: list[GenerateRequest], args: argparse.Namespace) -> None:

@@ -126,3 +126,25 @@ def test_row_finisher_cuts_at_a_stop_completed_late(tiny):
     texts = rows.texts()
     assert texts[0] == text.split("###")[0].strip()
     assert texts[1] == tok.decode(ids[:3]).strip()  # the EOS row keeps what came before it
+
+
+@pytest.mark.slow
+def test_compiled_step_equals_eager(tiny):
+    """``compile_step`` (torch.compile of the step, ~40 s on 2 CPU cores) gives the eager static path's replies."""
+    embeds, mask = _batch(tiny)
+    want = StaticDecoder(tiny.llm, bucket=32, use_graphs=False).decode(tiny.tokenizer, embeds, mask, **_settings())
+    dec = StaticDecoder(tiny.llm, bucket=32, use_graphs=False, compile_step=True)
+    assert dec.decode(tiny.tokenizer, embeds, mask, **_settings()) == want
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_graph_replay_equals_dynamic_loop(tiny):
+    model = _model().to("cuda")
+    embeds, mask = (t.to("cuda") for t in _batch(model))
+    with torch.no_grad():
+        want = decode_loop(model.llm, model.tokenizer, embeds, mask, **_settings())
+    dec = StaticDecoder(model.llm, bucket=32, sync_every=4)
+    assert dec.decode(model.tokenizer, embeds, mask, **_settings()) == want
+    assert dec.graphs_captured == 1
+    assert dec.decode(model.tokenizer, embeds, mask, **_settings()) == want and dec.graphs_captured == 1
