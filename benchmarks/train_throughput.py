@@ -2,8 +2,9 @@
 
 Baseline ("plain"): the same ``MultimodalLM`` (same stage, LoRA, precision, gradient checkpointing) in
 the loop every tutorial writes — a DataLoader that pads each batch to its longest sample, then
-``model(**batch).loss.backward(); optimizer.step()``. Ours: ``lamm.train.train`` with packing (rows of
-``--row-length`` tokens, block-diagonal attention), the same micro-batch size, the same samples.
+``model(**batch).loss.backward(); optimizer.step()``. Ours: ``lamm.train.train`` with packing, the same
+micro-batch size, the same samples, in each configuration of ``--ours`` (row length : attention; with
+``sdpa``/``auto`` a packed row takes a block-diagonal mask, with ``lamm_varlen`` the samples' boundaries).
 
 Both see the same number of samples; the metric is REAL (non-padding) tokens per second over the
 training steps (model building excluded). One run each, printed with the ratio.
@@ -46,7 +47,7 @@ def make_data(root: Path, n: int, image_size: int, max_words: int, seed: int = 0
     return path
 
 
-def config(args: argparse.Namespace, data: Path, row_length: int):
+def config(args: argparse.Namespace, data: Path, row_length: int, attn: str = "auto"):
     from lamm.train import TrainConfig
 
     model: dict = {"preset": args.preset}
@@ -62,7 +63,7 @@ def config(args: argparse.Namespace, data: Path, row_length: int):
                  "num_workers": args.workers},
         "steps": args.samples // args.micro_batch, "micro_batch_size": args.micro_batch, "grad_accum": 1,
         "precision": "bf16" if args.preset == "lamm7b" else "fp32",
-        "gradient_checkpointing": args.gradient_checkpointing,
+        "gradient_checkpointing": args.gradient_checkpointing, "attn_implementation": attn,
         "optim": {"lr": 1e-4, "warmup_steps": 0}, "checkpoint": {"save_final": False}, "log_every": 1000000,
         "cpu_threads": args.threads,
     })
@@ -128,9 +129,10 @@ def main() -> None:
     ap.add_argument("--preset", choices=["tiny", "lamm7b"], default="tiny")
     ap.add_argument("--samples", type=int, default=None, help="samples per run (default: 384 tiny, 256 lamm7b)")
     ap.add_argument("--micro-batch", type=int, default=None, help="micro-batch size (default: 16 tiny, 8 lamm7b)")
-    ap.add_argument("--row-lengths", default=None,
-                    help="packed row length(s) of our trainer, comma-separated, each timed (default 256 tiny, "
-                         "1024,2048 lamm7b); the first is also the plain loop's longest sample")
+    ap.add_argument("--ours", default=None,
+                    help="our trainer's configurations to time, comma-separated ROW_LENGTH:ATTENTION (attention: "
+                         "auto, sdpa or lamm_varlen; default 256:auto tiny, 1024:auto,8192:lamm_varlen lamm7b); "
+                         "the first row length is also the plain loop's longest sample")
     ap.add_argument("--max-words", type=int, default=None, help="longest answer in words (default 60 tiny, 300 lamm7b)")
     ap.add_argument("--gradient-checkpointing", action="store_true")
     ap.add_argument("--workers", type=int, default=1)
@@ -139,24 +141,30 @@ def main() -> None:
     big = args.preset == "lamm7b"
     args.samples = args.samples or (256 if big else 384)
     args.micro_batch = args.micro_batch or (8 if big else 16)
-    args.row_lengths = [int(x) for x in (args.row_lengths or ("1024,2048" if big else "256")).split(",")]
+    spec = args.ours or ("1024:auto,8192:lamm_varlen" if big else "256:auto,1024:lamm_varlen")
+    try:
+        args.ours = [(int(x.split(":")[0]), x.split(":")[1]) for x in spec.split(",")]
+    except (IndexError, ValueError):
+        ap.error(f"--ours {spec!r}: expected ROW_LENGTH:ATTENTION pairs, e.g. 1024:auto,8192:lamm_varlen")
     args.max_words = args.max_words or (300 if big else 60)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         data = make_data(Path(tmp), 64, 336 if big else 64, args.max_words)
-        cfg = config(args, data, args.row_lengths[0])
+        cfg = config(args, data, args.ours[0][0])
         dev = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
-        print(f"device: {dev}; preset {args.preset}; {args.samples} samples, micro-batch {args.micro_batch}", flush=True)
+        from lamm.model.varlen_attention import kernel_available
+
+        print(f"device: {dev}; preset {args.preset}; {args.samples} samples, micro-batch {args.micro_batch}; "
+              f"flash varlen kernel {'available' if kernel_available() else 'missing (SDPA loop)'}", flush=True)
         plain_tps, plain_tokens = run_plain(cfg)
         print(f"plain transformers+peft padded loop: {plain_tps:10.1f} real tokens/s ({plain_tokens} tokens)", flush=True)
-        for row in args.row_lengths:
+        for row, attn in args.ours:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
-            ours_tps, ours_tokens = run_ours(config(args, data, row), Path(tmp) / f"run{row}")
-            print(f"lamm trainer (packing, rows of {row:5d}): {ours_tps:10.1f} real tokens/s ({ours_tokens} tokens); "
-                  f"ratio (lamm / plain): {ours_tps / plain_tps:.2f}x", flush=True)
-
+            ours_tps, ours_tokens = run_ours(config(args, data, row, attn), Path(tmp) / f"run{row}{attn}")
+            print(f"lamm trainer (packing, rows of {row:5d}, attention {attn}): {ours_tps:10.1f} real tokens/s "
+                  f"({ours_tokens} tokens); ratio (lamm / plain): {ours_tps / plain_tps:.2f}x", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -321,7 +321,8 @@ class MultimodalLM(nn.Module):
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, media: dict[str, Tensor] | None = None,
                 labels: Tensor | None = None, position_ids: Tensor | None = None,
-                reduction: str = "mean", logits: str = "all") -> ModelOutput:
+                reduction: str = "mean", logits: str = "all",
+                attention_kwargs: dict[str, Any] | None = None) -> ModelOutput:
         """Run the model on expanded ids.
 
         Args:
@@ -339,7 +340,10 @@ class MultimodalLM(nn.Module):
                 in LAMM data most positions are image or prompt tokens, so this skips most of the head's
                 work and the largest activation of the step. Models whose head does more than one linear
                 layer (logit soft-capping or scaling) always take the ``"all"`` path.
+            attention_kwargs: extra keyword arguments for the LLM's attention calls (the sample
+                boundaries ``cu_seq_lens_q`` / ``max_length_q`` of ``lamm_varlen`` attention).
         """
+        attention_kwargs = attention_kwargs or {}
         if reduction not in ("mean", "sum"):
             raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
         if logits not in ("all", "supervised"):
@@ -355,7 +359,7 @@ class MultimodalLM(nn.Module):
         if labels is not None and logits == "supervised" and _plain_lm_head(unwrap_base(self.llm)):
             base = unwrap_base(self.llm)
             hidden = base.get_decoder()(inputs_embeds=embeds, attention_mask=attention_mask,
-                                        position_ids=position_ids, use_cache=False).last_hidden_state
+                                        position_ids=position_ids, use_cache=False, **attention_kwargs).last_hidden_state
             shift_labels = labels[:, 1:]
             keep = shift_labels != IGNORE_INDEX
             out_logits = base.get_output_embeddings()(hidden[:, :-1][keep])  # (N, V)
@@ -363,7 +367,7 @@ class MultimodalLM(nn.Module):
             n = keep.sum()
         else:
             out = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids,
-                           use_cache=False)
+                           use_cache=False, **attention_kwargs)
             out_logits = out.logits
             if labels is None:
                 return ModelOutput(None, out_logits, torch.zeros((), dtype=torch.long, device=out_logits.device))

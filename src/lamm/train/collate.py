@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from lamm.conversation import IGNORE_INDEX
+from lamm.model.varlen_attention import NAME as VARLEN, cu_seq_lens
 
 
 def pack_rows(lengths: list[int], row_length: int) -> list[list[int]]:
@@ -69,10 +70,10 @@ def block_causal_mask(seq_ids: Tensor) -> Tensor:
 def model_attention_mask(mask: Tensor | None, attn_implementation: str | None, dtype: torch.dtype) -> Tensor | None:
     """The mask to hand the HF model: 2D masks unchanged; a 4D bool mask stays bool for SDPA, becomes
     additive (0 / dtype min) for eager attention, and is dropped for flash-attention (varlen from
-    ``position_ids``)."""
+    ``position_ids``) and for ``lamm_varlen`` (which takes ``cu_seq_lens``)."""
     if mask is None or mask.dim() == 2:
         return mask
-    if attn_implementation and "flash" in attn_implementation:
+    if attn_implementation and ("flash" in attn_implementation or attn_implementation == VARLEN):
         return None
     if attn_implementation == "eager":
         out = torch.zeros(mask.shape, dtype=dtype, device=mask.device)
@@ -87,6 +88,8 @@ class Collator:
     Returns ``input_ids``/``labels``/``position_ids`` ``(B, L)`` int64, ``attention_mask`` ``(B, L)`` or
     ``(B, 1, L, L)`` bool, ``media`` ``{key: (M, ...)}``, and counts: ``n_samples``, ``n_tokens`` (real,
     non-padding tokens), ``n_supervised`` (tokens that carry loss: labels after the shift), ``ids``.
+    Packed batches also carry ``cu_seq_lens`` (int32, segment boundaries over the flattened rows) and
+    ``max_seq_len`` for the ``lamm_varlen`` attention.
     """
 
     pad_id: int
@@ -125,8 +128,11 @@ class Collator:
                 order.append(i)
             if at < width:  # keep positions increasing over padding (some kernels read them as lengths)
                 pos[r, at:] = torch.arange(width - at) + (pos[r, at - 1] + 1 if at else 0)
+        extra: dict[str, Any] = {}
         if self.packing:
             attn = block_causal_mask(seq)
+            # sample boundaries for a varlen attention kernel (attn_implementation="lamm_varlen")
+            extra["cu_seq_lens"], extra["max_seq_len"] = cu_seq_lens(seq)
         else:
             attn = (seq >= 0).long()
         media: dict[str, list[Tensor]] = {}
@@ -138,7 +144,7 @@ class Collator:
             "media": {k: torch.cat(v) for k, v in media.items()},
             "n_samples": len(samples), "n_tokens": sum(lengths),
             "n_supervised": int((labels[:, 1:] != IGNORE_INDEX).sum()),
-            "ids": [samples[i]["id"] for i in order],
+            "ids": [samples[i]["id"] for i in order], **extra,
         }
 
 

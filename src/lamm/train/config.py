@@ -194,7 +194,8 @@ class TrainConfig(Config):
     grad_accum: int = 1
     precision: Literal["fp32", "bf16"] = "fp32"
     gradient_checkpointing: bool = False
-    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
+    #: lamm_varlen: packed samples through a variable-length kernel (lamm.model.varlen_attention)
+    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2", "lamm_varlen"] = "auto"
     device: str = "auto"
     cpu_threads: int | None = None
     seed: int = 0

@@ -80,6 +80,9 @@ def prepare_model(cfg: TrainConfig, device: torch.device) -> tuple[Any, str]:
     apply_stage(model, stage, cfg.train_encoders)
     if cfg.attn_implementation != "auto":
         from lamm.model.lora import unwrap_base
+        from lamm.model.varlen_attention import register
+
+        register()
 
         unwrap_base(model.llm).set_attn_implementation(cfg.attn_implementation)
     if cfg.gradient_checkpointing:
@@ -103,11 +106,19 @@ def forward_batch(module: Any, model: Any, batch: dict[str, Any]) -> Any:
     """Run one collated batch (on the device) with summed token loss."""
     from lamm.model.lora import unwrap_base
 
+    from lamm.model.varlen_attention import NAME as VARLEN
+
     impl = getattr(unwrap_base(model.llm).config, "_attn_implementation", None)
     dtype = next(model.llm.parameters()).dtype
     mask = model_attention_mask(batch["attention_mask"], impl, torch.float32 if dtype == torch.float32 else torch.bfloat16)
+    kwargs = {}
+    if impl == VARLEN:
+        if "cu_seq_lens" not in batch:
+            raise ValueError(f"attn_implementation={VARLEN!r} needs packed batches: set data.packing=true")
+        kwargs = {"cu_seq_lens_q": batch["cu_seq_lens"], "cu_seq_lens_k": batch["cu_seq_lens"],
+                  "max_length_q": batch["max_seq_len"], "max_length_k": batch["max_seq_len"]}
     return module(input_ids=batch["input_ids"], attention_mask=mask, media=batch["media"], labels=batch["labels"],
-                  position_ids=batch["position_ids"], reduction="sum", logits="supervised")
+                  position_ids=batch["position_ids"], reduction="sum", logits="supervised", attention_kwargs=kwargs)
 
 
 def accumulate_gradients(engine: Engine, micro: list[dict[str, Any]], cfg: TrainConfig) -> dict[str, float]:
