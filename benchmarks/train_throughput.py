@@ -47,7 +47,7 @@ def make_data(root: Path, n: int, image_size: int, max_words: int, seed: int = 0
     return path
 
 
-def config(args: argparse.Namespace, data: Path, row_length: int, attn: str = "auto"):
+def config(args: argparse.Namespace, data: Path, row_length: int, attn: str = "auto", compile_layers: bool = False):
     from lamm.train import TrainConfig
 
     model: dict = {"preset": args.preset}
@@ -64,6 +64,7 @@ def config(args: argparse.Namespace, data: Path, row_length: int, attn: str = "a
         "steps": args.samples // args.micro_batch, "micro_batch_size": args.micro_batch, "grad_accum": 1,
         "precision": "bf16" if args.preset == "lamm7b" else "fp32",
         "gradient_checkpointing": args.gradient_checkpointing, "attn_implementation": attn,
+        "compile_layers": compile_layers,
         "optim": {"lr": 1e-4, "warmup_steps": 0}, "checkpoint": {"save_final": False}, "log_every": 1000000,
         "cpu_threads": args.threads,
     })
@@ -130,9 +131,10 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=None, help="samples per run (default: 384 tiny, 256 lamm7b)")
     ap.add_argument("--micro-batch", type=int, default=None, help="micro-batch size (default: 16 tiny, 8 lamm7b)")
     ap.add_argument("--ours", default=None,
-                    help="our trainer's configurations to time, comma-separated ROW_LENGTH:ATTENTION (attention: "
-                         "auto, sdpa or lamm_varlen; default 256:auto tiny, 1024:auto,8192:lamm_varlen lamm7b); "
-                         "the first row length is also the plain loop's longest sample")
+                    help="our trainer's configurations to time, comma-separated ROW_LENGTH:ATTENTION[:compile] "
+                         "(attention: auto, sdpa or lamm_varlen; ':compile' sets compile_layers; default "
+                         "256:auto,1024:lamm_varlen tiny, 1024:auto,8192:lamm_varlen lamm7b); the first row "
+                         "length is also the plain loop's longest sample")
     ap.add_argument("--max-words", type=int, default=None, help="longest answer in words (default 60 tiny, 300 lamm7b)")
     ap.add_argument("--gradient-checkpointing", action="store_true")
     ap.add_argument("--workers", type=int, default=1)
@@ -141,12 +143,12 @@ def main() -> None:
     big = args.preset == "lamm7b"
     args.samples = args.samples or (256 if big else 384)
     args.micro_batch = args.micro_batch or (8 if big else 16)
+    args.max_words = args.max_words or (300 if big else 60)
     spec = args.ours or ("1024:auto,8192:lamm_varlen" if big else "256:auto,1024:lamm_varlen")
     try:
-        args.ours = [(int(x.split(":")[0]), x.split(":")[1]) for x in spec.split(",")]
+        args.ours = [(int(x.split(":")[0]), x.split(":")[1], x.split(":")[2:] == ["compile"]) for x in spec.split(",")]
     except (IndexError, ValueError):
-        ap.error(f"--ours {spec!r}: expected ROW_LENGTH:ATTENTION pairs, e.g. 1024:auto,8192:lamm_varlen")
-    args.max_words = args.max_words or (300 if big else 60)
+        ap.error(f"--ours {spec!r}: expected ROW_LENGTH:ATTENTION[:compile] items, e.g. 1024:auto,8192:lamm_varlen:compile")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -159,12 +161,13 @@ def main() -> None:
               f"flash varlen kernel {'available' if kernel_available() else 'missing (SDPA loop)'}", flush=True)
         plain_tps, plain_tokens = run_plain(cfg)
         print(f"plain transformers+peft padded loop: {plain_tps:10.1f} real tokens/s ({plain_tokens} tokens)", flush=True)
-        for row, attn in args.ours:
+        for row, attn, comp in args.ours:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
-            ours_tps, ours_tokens = run_ours(config(args, data, row, attn), Path(tmp) / f"run{row}{attn}")
-            print(f"lamm trainer (packing, rows of {row:5d}, attention {attn}): {ours_tps:10.1f} real tokens/s "
-                  f"({ours_tokens} tokens); ratio (lamm / plain): {ours_tps / plain_tps:.2f}x", flush=True)
+            ours_tps, ours_tokens = run_ours(config(args, data, row, attn, comp), Path(tmp) / f"run{row}{attn}{comp}")
+            print(f"lamm trainer (packing, rows of {row:5d}, attention {attn}{', compiled layers' if comp else ''}): "
+                  f"{ours_tps:10.1f} real tokens/s ({ours_tokens} tokens); ratio (lamm / plain): "
+                  f"{ours_tps / plain_tps:.2f}x", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -230,6 +230,24 @@ def build_llm(cfg: LLMConfig, vocab_size: int | None = None, path: str | None = 
     return AutoModelForCausalLM.from_config(hf_cfg, **kwargs)
 
 
+def compile_decoder_layers(llm: nn.Module) -> int:
+    """``torch.compile`` every decoder layer of ``llm`` in place (regional compilation); returns how many.
+
+    Layers are the modules whose class the HF model lists in ``_no_split_modules`` (e.g.
+    ``LlamaDecoderLayer``). Identical layers reuse one compiled graph, so compiling 32 costs about as
+    much as compiling one. A model that names no layer class is an error, not a silent no-op.
+    """
+    base = llm.get_base_model() if hasattr(llm, "get_base_model") else llm
+    names = set(getattr(base, "_no_split_modules", None) or [])
+    layers = [m for m in base.modules() if type(m).__name__ in names]
+    if not layers:
+        raise ValueError(f"{type(base).__name__} names no decoder layer class (_no_split_modules); "
+                         "compile_layers needs one")
+    for layer in layers:
+        layer.compile(dynamic=True)  # packed rows change length every step: one shape-generic graph
+    return len(layers)
+
+
 _ARCH_KEYS = ("model_type", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
               "num_key_value_heads", "vocab_size", "max_position_embeddings", "n_embd", "n_layer", "n_head",
               "rope_theta", "rms_norm_eps", "tie_word_embeddings")

@@ -196,6 +196,9 @@ class TrainConfig(Config):
     gradient_checkpointing: bool = False
     #: lamm_varlen: packed samples through a variable-length kernel (lamm.model.varlen_attention)
     attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2", "lamm_varlen"] = "auto"
+    #: torch.compile each LLM decoder layer (fuses RMSNorm, RoPE, SwiGLU and LoRA's element-wise work;
+    #: the identical layers share one compilation). Off by default: compiling costs a minute or more.
+    compile_layers: bool = False
     device: str = "auto"
     cpu_threads: int | None = None
     seed: int = 0

@@ -85,6 +85,10 @@ def prepare_model(cfg: TrainConfig, device: torch.device) -> tuple[Any, str]:
         register()
 
         unwrap_base(model.llm).set_attn_implementation(cfg.attn_implementation)
+    if cfg.compile_layers:
+        from lamm.model.llm import compile_decoder_layers
+
+        compile_decoder_layers(model.llm)
     if cfg.gradient_checkpointing:
         model.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.llm.config.use_cache = False
