@@ -163,6 +163,29 @@ def test_cnn_gradients_and_freeze():
     assert all(not p.requires_grad for p in frozen.parameters())
 
 
+def test_cnn_pixel_branch_keeps_colour_when_the_deep_stages_ignore_it():
+    """With the deep stages made colour-blind (their output zeroed), only the pixel branch can tell a
+    red image from a blue one; the token count and width do not change."""
+    red, blue = torch.zeros(1, 3, 32, 32), torch.zeros(1, 3, 32, 32)
+    red[:, 0, 8:20, 8:20], blue[:, 2, 8:20, 8:20] = 1.0, 1.0
+    outs = {}
+    for k in (0, 6):
+        enc = build_encoder(CnnImageEncoderConfig(image_size=32, channels=[8, 16], out_dim=16, pixel_branch=k))
+        with torch.no_grad():
+            enc.stages[-1][1].weight.zero_()  # the last stage's norm gain: deep features become constant
+            enc.stages[-1][1].bias.zero_()
+        enc.eval()
+        outs[k] = (enc(red), enc(blue))
+        assert outs[k][0].shape == (1, 64, 16)
+    assert torch.allclose(*outs[0])  # colour-blind without the branch
+    assert not torch.allclose(*outs[6], atol=1e-4)
+    enc = build_encoder(CnnImageEncoderConfig(image_size=32, channels=[8, 16], out_dim=16, pixel_branch=4))
+    enc(_pixels(2, 32)).square().mean().backward()
+    _assert_all_grads(enc)
+    with pytest.raises(ValueError, match="pixel_branch"):
+        CnnImageEncoderConfig(pixel_branch=-1)
+
+
 def test_cnn_learns_where_a_square_is():
     """The quickstart relies on the CNN learning fast: 4-way 'which quadrant' from scratch in 60 steps."""
     torch.manual_seed(0)

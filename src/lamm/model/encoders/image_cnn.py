@@ -27,6 +27,11 @@ class CnnImageEncoderConfig(Config):
     grid to 4×4 = 16 tokens (a shorter LLM sequence, coarser positions). ``summary_token=True`` appends
     one token made from the spatial max of the last feature map: a global read-out that a small LLM
     trained from scratch can use long before it learns to search the grid (the quickstart's tiny preset).
+    ``pixel_branch=K`` adds a per-pixel branch (two 1×1 convolutions, K channels: colour detectors with
+    no spatial mixing) max-pooled to each grid cell and concatenated to the conv features. Trained from
+    scratch on shape classification, the deep stages become colour-invariant (a linear probe of colour
+    fell from 92% at init to 27% after the quickstart's training); the shallow branch keeps "which
+    colour is in this cell" available to the LLM whatever the deep stages learn.
     """
 
     type: Literal["cnn"] = "cnn"
@@ -37,6 +42,7 @@ class CnnImageEncoderConfig(Config):
     out_dim: int = 128
     pool_to: int | None = None
     summary_token: bool = False
+    pixel_branch: int = 0
     norm: Literal["group", "batch"] = "group"
     freeze: bool = False
     seed: int = 0
@@ -54,6 +60,8 @@ class CnnImageEncoderConfig(Config):
         if self.image_size % stride:
             raise ValueError(f"image_size={self.image_size} must be divisible by 2**len(channels)={stride}")
         grid = self.image_size // stride
+        if self.pixel_branch < 0:
+            raise ValueError(f"pixel_branch={self.pixel_branch} must be >= 0 (0 = no pixel branch)")
         if self.pool_to is not None and not 1 <= self.pool_to <= grid:
             raise ValueError(f"pool_to={self.pool_to} must be between 1 and the conv grid size {grid}")
         return self
@@ -110,6 +118,12 @@ class CnnImageEncoder(nn.Module):
                 stages.append(nn.Sequential(*layers))
                 c_in = c
             self.stages = nn.Sequential(*stages)
+            self.conv_grid = cfg.image_size // 2 ** len(cfg.channels)
+            self.pixel: nn.Module | None = None
+            if cfg.pixel_branch:
+                k = cfg.pixel_branch
+                self.pixel = nn.Sequential(nn.Conv2d(cfg.in_channels, k, 1), nn.GELU(), nn.Conv2d(k, k, 1), nn.GELU())
+                c_in += k
             self.grid = cfg.grid
             self.num_tokens = self.grid * self.grid + int(cfg.summary_token)
             self.out_dim = cfg.out_dim
@@ -142,7 +156,10 @@ class CnnImageEncoder(nn.Module):
                 f"cnn encoder expects (B, {self.cfg.in_channels}, {s}, {s}) pixels, got {tuple(x.shape)}"
             )
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
-            f = self.stages(x.to(self.proj.weight.dtype))
+            x = x.to(self.proj.weight.dtype)
+            f = self.stages(x)
+            if self.pixel is not None:  # (B, K, S, S) per-pixel colour features, max over each grid cell
+                f = torch.cat([f, F.adaptive_max_pool2d(self.pixel(x), self.conv_grid)], dim=1)
             summary = f.amax(dim=(2, 3)).unsqueeze(1) if self.cfg.summary_token else None  # (B, 1, C)
             if self.cfg.pool_to is not None:
                 f = F.adaptive_avg_pool2d(f, self.cfg.pool_to)
