@@ -108,16 +108,10 @@ def cu_seq_lens(seq_ids: torch.Tensor) -> tuple[torch.Tensor, int]:
     """``seq_ids`` ``(B, L)`` (sample number within its row, -1 for padding) → cumulative segment lengths
     over the flattened row-major positions (int32 ``(N+1,)``) and the longest segment. Each sample is a
     segment; each row's padding tail is one more (it attends only to itself and carries no loss)."""
-    lengths: list[int] = []
-    for row in seq_ids.tolist():
-        run, last = 0, None
-        for s in row:
-            if s != last and run:
-                lengths.append(run)
-                run = 0
-            run, last = run + 1, s
-        if run:
-            lengths.append(run)
-    cu = torch.zeros(len(lengths) + 1, dtype=torch.int32)
-    cu[1:] = torch.tensor(lengths, dtype=torch.int32).cumsum(0)
-    return cu, max(lengths)
+    b, length = seq_ids.shape
+    flat = seq_ids.reshape(-1)
+    starts = torch.ones_like(flat, dtype=torch.bool)  # a segment starts where the id changes or a row begins
+    starts[1:] = flat[1:] != flat[:-1]
+    starts[::length] = True
+    bounds = torch.cat([starts.nonzero().squeeze(1), torch.tensor([b * length])])
+    return bounds.to(torch.int32), int((bounds[1:] - bounds[:-1]).max())
