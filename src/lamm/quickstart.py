@@ -33,22 +33,38 @@ from lamm.fileio import read_json_or_jsonl, write_json_atomic, write_text_atomic
 #: training steps per minute of budget: measured for the tiny preset, micro-batch 32, 2 CPU threads
 #: (0.5 s per step on this project's 2-core machine)
 STEPS_PER_MINUTE = 120
-#: tasks of the last (instruct) stage, with their mixing weights: long-answer tasks are cheap to learn
+#: tasks of the last (instruct) stage, with their mixing weights (per record; a counting record holds up
+#: to 3 questions and a VQA record up to 4, see :data:`MULTI_TURN`): long-answer tasks are cheap to learn
 #: the format of and expensive per sample, so they get a small share; classification already learned
-#: its features in the perception stage and keeps a share so that it is not forgotten
+#: its features in the earlier stages and keeps a share so that it is not forgotten. Counting competes
+#: with 3D classification here: at 3 / 2.5 counting reached 40%, at 3.5 / 2 49%, at 4 / 2 75% with 3D
+#: classification at 38% (benchmarks/RESULTS.md, qs8–qs10)
 TASK_WEIGHTS = {
-    "classification": 3.0, "counting": 1.5, "VQA": 3.0, "classification3d": 2.0,
+    "classification": 3.0, "counting": 4.0, "VQA": 3.0, "classification3d": 2.0,
     "detection": 0.2, "detection3d": 0.1, "visual_grounding3d": 0.2,
 }
 #: the curriculum, in order: (stage, task weights, share of the steps). From scratch, the CNN found shape
 #: features only when shape classification had the batch to itself for ~150 steps first: mixed with
 #: counting or VQA from the start (any weights we tried), every task's loss fell but the answers stayed
-#: the prior for 700+ steps; after a classification warm-up, the mixture kept 78–89% shape accuracy
-#: (our measurements: benchmarks/RESULTS.md)
+#: the prior for 700+ steps; after a classification warm-up, the mixture kept 78–89% shape accuracy.
+#: With 2D and 3D classification sharing the first stage, the 2D onset came late or not at all in some
+#: runs; with a 2D-only warm-up first, the onset came inside the warm-up in every run we made (w1,
+#: qs8–qs10: 92–99% shape accuracy; benchmarks/RESULTS.md). 3D classification needs the larger share of
+#: the perception stage (29% at 1:1, 38–44% at 1:2)
 CURRICULUM: tuple[tuple[str, dict[str, float], float], ...] = (
-    ("perception", {"classification": 1.0, "classification3d": 1.0}, 0.48),
+    ("warmup", {"classification": 1.0}, 0.2),
+    ("perception", {"classification": 1.0, "classification3d": 2.0}, 0.28),
     ("instruct", TASK_WEIGHTS, 0.52),
 )
+#: optimiser settings of a :data:`CURRICULUM` stage that differ from :class:`QuickstartConfig`'s: after the
+#: perception stage the CNN learns at half the rate (from the same perception checkpoint, counting went
+#: from 37% to 54% and shape accuracy stayed at 82%; from a perception stage whose loss left its plateau
+#: late, shape accuracy fell to 12% — to 18% with the old settings: benchmarks/RESULTS.md, r3, qs7, r8)
+STAGE_OPTIM: dict[str, dict[str, float]] = {"instruct": {"encoder_lr": 1.5e-3, "projector_lr": 1.5e-3}}
+#: tasks whose train records of one image are merged into one multi-turn conversation, at most this many
+#: turns each: the image is encoded once for several supervised answers (``configs/data/synthetic.yaml``
+#: asks 3 counting and up to 4 VQA questions per image); a step costs ~0.7 s instead of ~0.6 s
+MULTI_TURN: dict[str, int] = {"counting": 3, "VQA": 4}
 #: the tiny preset, changed for training from scratch in one process: BatchNorm in the CNN found shape
 #: features after 100–150 steps instead of ~250 with GroupNorm (the preset's default, chosen because it
 #: keeps the loss independent of how a batch is split across micro-batches and ranks)
@@ -141,9 +157,30 @@ def _build_instructions(cfg: QuickstartConfig, out: Path, synth_root: Path) -> d
         if missing:
             raise RuntimeError(f"{data_dir / 'train.json'}: the synthetic build made no records for {missing}")
         for task, recs in by_task.items():
+            if MULTI_TURN.get(task, 1) > 1:
+                recs = merge_turns(recs, MULTI_TURN[task])
             write_records(data_dir / "by_task" / f"train_{task}.json", recs)
         write_text_atomic(done, "ok\n")
     return {task: data_dir / "by_task" / f"train_{task}.json" for task in TASK_WEIGHTS}
+
+
+def merge_turns(records: list[dict[str, Any]], max_turns: int) -> list[dict[str, Any]]:
+    """Records of one task on the same image (or point cloud) merged, in order, into conversations of at
+    most ``max_turns`` question/answer pairs; a merged record keeps its first record's id and fields."""
+    groups: dict[str, list[list[dict[str, Any]]]] = {}
+    for r in records:
+        media = r.get("image") or r.get("pcl") or r["id"]
+        chunks = groups.setdefault(media, [[]])
+        if len(chunks[-1]) >= max_turns:
+            chunks.append([])
+        chunks[-1].append(r)
+    out = []
+    for chunks in groups.values():
+        for chunk in chunks:
+            first = chunk[0]
+            out.append({**first, "conversations": [t for r in chunk for t in r["conversations"]],
+                        "template_id": "|".join(r["template_id"] for r in chunk)})
+    return out
 
 
 def _init_model(cfg: QuickstartConfig, out: Path) -> Path:
@@ -170,9 +207,11 @@ def stage_steps(cfg: QuickstartConfig) -> list[int]:
 
 
 def train_config(cfg: QuickstartConfig, init: Path, task_files: dict[str, Path], synth_root: Path,
-                 val_file: Path, *, steps: int | None = None, weights: dict[str, float] | None = None) -> Any:
+                 val_file: Path, *, steps: int | None = None, weights: dict[str, float] | None = None,
+                 optim: dict[str, float] | None = None) -> Any:
     """The TrainConfig of one quickstart stage (also written to ``<run>/train_config.yaml`` by the trainer):
-    ``weights`` (default :data:`TASK_WEIGHTS`) picks the tasks and mixes them, ``steps`` (default all)."""
+    ``weights`` (default :data:`TASK_WEIGHTS`) picks the tasks and mixes them, ``steps`` (default all);
+    ``optim`` overrides optimiser settings (:data:`STAGE_OPTIM`)."""
     from lamm.train import TrainConfig
 
     weights = TASK_WEIGHTS if weights is None else weights
@@ -190,7 +229,7 @@ def train_config(cfg: QuickstartConfig, init: Path, task_files: dict[str, Path],
         # decaying schedule starved it in our measurements
         "optim": {"lr": cfg.lr, "betas": [0.9, 0.95], "weight_decay": 0.01, "warmup_steps": min(30, steps // 4),
                   "schedule": "constant", "clip_grad_norm": 1.0,
-                  "encoder_lr": cfg.encoder_lr, "projector_lr": cfg.encoder_lr},
+                  "encoder_lr": cfg.encoder_lr, "projector_lr": cfg.encoder_lr, **(optim or {})},
         "precision": "fp32", "cpu_threads": cfg.cpu_threads, "seed": cfg.seed,
         "checkpoint": {"save_every": 100, "keep_last": 1},
         "eval": {"every": max(50, steps // 4), "max_samples": 128},
@@ -211,7 +250,8 @@ def _train(cfg: QuickstartConfig, out: Path, init: Path, task_files: dict[str, P
     for (name, weights, _), steps in zip(CURRICULUM, stage_steps(cfg)):
         run = out / "train" / name
         say(f"   stage {name!r}: {steps} steps on {', '.join(weights)}")
-        tcfg = train_config(cfg, start, task_files, synth_root, val_file, steps=steps, weights=weights)
+        tcfg = train_config(cfg, start, task_files, synth_root, val_file, steps=steps, weights=weights,
+                            optim=STAGE_OPTIM.get(name))
         last = _latest_checkpoint(run)
         if last is None or _step_of(last) < steps:
             train(tcfg, run, resume=last is not None, progress=True)

@@ -97,4 +97,20 @@ def test_curriculum_shares_cover_every_step():
     for minutes in (0.25, 1.0, 7.0, 10.0):
         cfg = QuickstartConfig(minutes=minutes)
         assert sum(stage_steps(cfg)) == cfg.steps and min(stage_steps(cfg)) >= 5
-    assert stage_steps(QuickstartConfig(minutes=7.0)) == [403, 437]
+    assert stage_steps(QuickstartConfig(minutes=7.0)) == [168, 235, 437]
+
+
+def test_merge_turns_groups_questions_of_one_image():
+    from lamm.quickstart import merge_turns
+
+    def rec(i, image, q):
+        return {"id": f"r{i}", "image": image, "task_type": "VQA", "template_id": f"t{i}",
+                "conversations": [{"from": "human", "value": q}, {"from": "gpt", "value": f"a{i}"}]}
+
+    recs = [rec(0, "a.png", "q0"), rec(1, "b.png", "q1"), rec(2, "a.png", "q2"), rec(3, "a.png", "q3")]
+    merged = merge_turns(recs, 2)
+    assert [r["id"] for r in merged] == ["r0", "r3", "r1"]
+    assert [t["value"] for t in merged[0]["conversations"]] == ["q0", "a0", "q2", "a2"]
+    assert merged[0]["template_id"] == "t0|t2" and merged[0]["image"] == "a.png"
+    assert len(merged[1]["conversations"]) == 2 and merged[2]["conversations"] == recs[1]["conversations"]
+    assert sorted(r["id"] for r in merge_turns(recs, 1)) == ["r0", "r1", "r2", "r3"]
