@@ -6,7 +6,13 @@ import pytest
 import torch
 from _train_helpers import SMALL_MODEL
 
-from lamm.model.varlen_attention import NAME, cu_seq_lens, register, segment_attention, varlen_attention_forward
+from lamm.model.varlen_attention import (
+    NAME,
+    cu_seq_lens,
+    register,
+    segment_attention,
+    varlen_attention_forward,
+)
 from lamm.train.collate import Collator, block_causal_mask, model_attention_mask
 from lamm.train.config import DataConfig
 from lamm.train.data import InstructionDataset, SampleSpec

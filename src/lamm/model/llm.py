@@ -25,6 +25,7 @@ from torch import nn
 
 from lamm.config import Config
 from lamm.conversation import PLACEHOLDERS, SYSTEM_MESSAGES
+from lamm.model.lora import unwrap_base
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -237,7 +238,7 @@ def compile_decoder_layers(llm: nn.Module) -> int:
     ``LlamaDecoderLayer``). Identical layers reuse one compiled graph, so compiling 32 costs about as
     much as compiling one. A model that names no layer class is an error, not a silent no-op.
     """
-    base = llm.get_base_model() if hasattr(llm, "get_base_model") else llm
+    base = unwrap_base(llm)
     names = set(getattr(base, "_no_split_modules", None) or [])
     layers = [m for m in base.modules() if type(m).__name__ in names]
     if not layers:
@@ -344,6 +345,11 @@ class RowFinisher:
                 for ids in self.new]
 
 
+def cache_argument(llm: nn.Module) -> str:
+    """The forward argument that takes a KV cache: ``cache`` (transformers 5) or ``past_key_values``."""
+    return "cache" if "cache" in inspect.signature(unwrap_base(llm).forward).parameters else "past_key_values"
+
+
 @torch.no_grad()
 def decode_loop(llm: nn.Module, tokenizer: Any, embeds: torch.Tensor, mask: torch.Tensor, *, max_new_tokens: int,
                 do_sample: bool, temperature: float, top_p: float, stops: list[str], seed: int | None,
@@ -356,9 +362,7 @@ def decode_loop(llm: nn.Module, tokenizer: Any, embeds: torch.Tensor, mask: torc
     """
     b = embeds.shape[0]
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
-    # transformers 5 renamed past_key_values to cache; support both spellings
-    base = llm.get_base_model() if hasattr(llm, "get_base_model") else llm
-    cache_kw = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+    cache_kw = cache_argument(llm)
     out = llm(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, use_cache=True, **(prefill_kwargs or {}))
     gen = None
     if seed is not None:

@@ -356,8 +356,8 @@ class MultimodalLM(nn.Module):
         if labels is not None:
             for tid in self.media_token_ids.values():
                 labels = labels.masked_fill(input_ids == tid, IGNORE_INDEX)
-        if labels is not None and logits == "supervised" and _plain_lm_head(unwrap_base(self.llm)):
-            base = unwrap_base(self.llm)
+        base = unwrap_base(self.llm)
+        if labels is not None and logits == "supervised" and _plain_lm_head(base):
             hidden = base.get_decoder()(inputs_embeds=embeds, attention_mask=attention_mask,
                                         position_ids=position_ids, use_cache=False, **attention_kwargs).last_hidden_state
             shift_labels = labels[:, 1:]

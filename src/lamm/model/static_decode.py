@@ -26,7 +26,6 @@ engine keeps the dynamic loop for them.
 
 from __future__ import annotations
 
-import inspect
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -34,14 +33,13 @@ from typing import Any
 import torch
 from torch import nn
 
-
-def _base(llm: nn.Module) -> nn.Module:
-    return llm.get_base_model() if hasattr(llm, "get_base_model") else llm
+from lamm.model.llm import cache_argument
+from lamm.model.lora import unwrap_base
 
 
 def supports_static_decoding(llm: nn.Module) -> tuple[bool, str]:
     """``(True, "")`` when ``llm`` can decode with :class:`StaticDecoder`, else ``(False, why)``."""
-    base = _base(llm)
+    base = unwrap_base(llm)
     if not getattr(base, "_can_compile_fullgraph", False):
         return False, f"{type(base).__name__} does not declare static-cache (fullgraph) support"
     conf = base.config.get_text_config(decoder=True) if hasattr(base.config, "get_text_config") else base.config
@@ -87,8 +85,7 @@ class StaticDecoder:
         self.llm = llm
         self.bucket, self.keep, self.sync_every = bucket, keep, max(1, sync_every)
         self.use_graphs = use_graphs
-        base = _base(llm)
-        self._cache_kw = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+        self._cache_kw = cache_argument(llm)
         self._slots: OrderedDict[tuple[int, int, str], _Slot] = OrderedDict()
         self._forward = torch.compile(self._logits, dynamic=False) if compile_step else self._logits
         self.graphs_captured = 0  # for tests and the benchmark
@@ -105,9 +102,9 @@ class StaticDecoder:
                 torch.cuda.empty_cache()
         from transformers import StaticCache
 
-        base = _base(self.llm)
+        base = unwrap_base(self.llm)
         vocab = self.llm.get_output_embeddings().weight.shape[0]
-        long = dict(dtype=torch.long, device=device)
+        long = {"dtype": torch.long, "device": device}
         slot = _Slot(
             cache=StaticCache(config=base.config, max_cache_len=m),
             ids=torch.zeros(b, 1, **long), pos=torch.zeros(b, 1, **long),

@@ -18,6 +18,7 @@ that transformers passes down to every attention call.
 from __future__ import annotations
 
 import inspect
+from itertools import pairwise
 from typing import Any
 
 import torch
@@ -54,7 +55,7 @@ def segment_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu: tor
     out = torch.empty_like(q)
     bounds = cu.tolist()
     groups = q.shape[1] // k.shape[1]
-    for a, b in zip(bounds[:-1], bounds[1:]):
+    for a, b in pairwise(bounds):
         if b <= a:
             continue
         qs, ks, vs = (t[a:b].transpose(0, 1) for t in (q, k, v))  # (H, n, D)

@@ -29,7 +29,8 @@ import torch
 from torch import Tensor
 
 from lamm.conversation import IGNORE_INDEX
-from lamm.model.varlen_attention import NAME as VARLEN, cu_seq_lens
+from lamm.model.varlen_attention import NAME as VARLEN
+from lamm.model.varlen_attention import cu_seq_lens
 
 
 def pack_rows(lengths: list[int], row_length: int) -> list[list[int]]:

@@ -109,7 +109,6 @@ def _autocast(cfg: TrainConfig, device: torch.device):
 def forward_batch(module: Any, model: Any, batch: dict[str, Any]) -> Any:
     """Run one collated batch (on the device) with summed token loss."""
     from lamm.model.lora import unwrap_base
-
     from lamm.model.varlen_attention import NAME as VARLEN
 
     impl = getattr(unwrap_base(model.llm).config, "_attn_implementation", None)

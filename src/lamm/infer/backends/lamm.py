@@ -49,7 +49,7 @@ from lamm.infer.engine import (
     ProgressFn,
 )
 from lamm.media import resolve_media_path
-from lamm.model.llm import DTYPES  # the one name → torch dtype table
+from lamm.model.llm import DTYPES, cache_argument  # DTYPES: the one name → torch dtype table
 
 
 def _tristate(name: str, value: bool | str) -> bool | None:
@@ -159,8 +159,7 @@ class LammEngine(Engine):
         params = inspect.signature(self._base_llm().forward).parameters
         # logits only for the last position at prefill: a (B, L, V) tensor is the largest one otherwise
         self._prefill_kwargs = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
-        # transformers 5 renamed the forward argument past_key_values to cache (the old name warns)
-        self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        self._cache_arg = cache_argument(self.model.llm)
         self.last_call_encoded = 0
         self.static_cache, self.cuda_graphs = _tristate("static_cache", static_cache), _tristate("cuda_graphs", cuda_graphs)
         self.compile_step = bool(_tristate("compile_step", compile_step))
