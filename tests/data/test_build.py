@@ -206,6 +206,10 @@ def test_build_errors(synth, tmp_path):
     res = build(_cfg(synth, tmp_path / "d", tasks=twice))
     assert res.stats["total"]["records"] + res.report["quality"]["dropped"]["exact_duplicates"] == 24
     assert res.stats["total"]["records"] > 12
+    # the named task's records carry its name (a provenance field the quickstart groups by)
+    written = json.loads((tmp_path / "d" / "train.json").read_text())
+    assert {r.get("task") for r in written} == {None, "count2"}
+    assert all(r["id"].endswith("_count2") for r in written if r.get("task") == "count2")
     with pytest.raises(
         BuildError,
         match=r"(?s)split .train.: 12 of 12 records are invalid; nothing was written.*file not found",

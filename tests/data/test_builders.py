@@ -148,6 +148,16 @@ def test_provenance_and_determinism():
     assert len(seeds) > 3  # templates vary with the seed
 
 
+def test_classification_names_another_field_when_asked():
+    tmpl = load_templates("classification").restrict(["cls.q.largestcolor*"], ["cls.a.short"])
+    [r] = run_builder("classification", {**IMG, "color": "green"}, tmpl,
+                      params={"question_group": "largest_color", "field": "color"})
+    q, a = r["conversations"][0]["value"], r["conversations"][1]["value"]
+    assert "color" in q and a == "green" and r["task_type"] == "classification"
+    # a record without the field makes no sample (counted as not applicable by the build)
+    assert run_builder("classification", IMG, tmpl, params={"question_group": "largest_color", "field": "color"}) == []
+
+
 def test_detection_boxes_parse_back_to_annotations():
     for seed in range(20):
         r = run_builder("detection", IMG, seed=seed, params={"mode": "all"})[0]

@@ -66,7 +66,8 @@ class TaskSpec(Config):
 
     builder: str
     source: str
-    name: str | None = None  # needed when one builder runs twice over one source (ids get a suffix)
+    # needed when one builder runs twice over one source: ids get a suffix and records a ``task`` field
+    name: str | None = None
     templates: str | None = None  # bundled template set or YAML path (default: the builder's own)
     question_ids: list[str] | None = None  # glob patterns of template ids to keep
     answer_ids: list[str] | None = None
@@ -191,8 +192,9 @@ def _run_tasks(
             if not made:
                 n_na += 1
             if spec.name and spec.name != spec.builder:
-                for r in made:
+                for r in made:  # the task's name: an id suffix and a provenance field to group by
                     r["id"] = f"{r['id']}_{spec.name}"
+                    r["task"] = spec.name
             built += made
             if progress:
                 progress(f"task {name}", i + 1, len(recs))

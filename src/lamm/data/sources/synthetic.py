@@ -5,7 +5,7 @@ vision root of the instruction data built from it (``media_prefix`` prepends a f
 
 * ``synthetic2d``: ``2d/annotations/{split}.json`` (COCO-style) → one record per image with objects
   (``label``, normalised ``bbox``, ``color``, ``center`` = the shape's keypoint), ``label`` = the
-  dominant (largest) shape, ``words``, ``keypoint_names`` and ``vocab`` (palette colours, shapes).
+  dominant (largest) shape, ``color`` = its colour, ``words``, ``keypoint_names`` and ``vocab`` (palette colours, shapes).
 * ``synthetic_objects3d``: ``3d/annotations/objects_{split}.json`` → one record per object cloud.
 * ``synthetic_scenes3d``: ``3d/annotations/scenes_{split}.json`` → one record per scene with objects
   (``[cx, cy, cz, lx, ly, lz]`` boxes) and ``referrals`` from the generator's referring expressions.
@@ -43,6 +43,7 @@ def load_synthetic_2d(
         if len(dom) != 1:
             raise SourceError(f"{path}: image {r['src_id']} has {len(dom)} dominant shapes, expected 1")
         r["label"] = dom[0]["label"]
+        r["color"] = dom[0].get("color")
         for o in objs:
             if o.get("keypoints"):
                 o["center"] = o["keypoints"][0][:2]
