@@ -85,6 +85,23 @@ def test_training_loss_and_gradients_equal_the_block_mask(train_data):
     unwrap_base(model.llm).set_attn_implementation("sdpa")
 
 
+def test_training_with_evaluation_packs_the_eval_batches_too(train_data, tmp_path):
+    """The eval pass uses the training collator: with ``lamm_varlen`` (packed rows only) it runs, and its
+    loss equals the block-mask run's; a short last eval batch repeats samples that supervise nothing."""
+    from _train_helpers import small_train_config
+
+    from lamm.train import train
+
+    eval_loss = {}
+    for impl in ("sdpa", NAME):
+        cfg = small_train_config(train_data, steps=2, attn_implementation=impl, data__packing=True,
+                                 data__eval=[{"file": str(train_data)}],
+                                 eval={"every": 2, "max_samples": 5, "micro_batch_size": 2})
+        [ev] = [r for r in train(cfg, tmp_path / impl, progress=False).eval if "eval_loss" in r]
+        eval_loss[impl] = ev["eval_loss"]
+    assert eval_loss[NAME] == pytest.approx(eval_loss["sdpa"], rel=1e-5)
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_kernel_matches_the_block_mask_forward_and_backward():

@@ -162,12 +162,11 @@ def evaluate(engine: Engine, dataset: InstructionDataset, collate: Collator, cfg
     try:
         for start in range(0, len(mine), mb):
             idx = mine[start:start + mb]
-            samples = [dataset[i if i < n else 0] for i in idx]
-            batch = collate(samples)
-            for row, i in enumerate(idx):
-                if i >= n:
-                    batch["labels"][row] = -100
-            batch = move_batch(batch, env.device)
+            # repeats (i >= n) run the forward but supervise nothing; labels are cleared per sample, so the
+            # batch may be padded or packed (lamm_varlen attention needs packed rows)
+            samples = [dataset[i] if i < n else {**dataset[0], "labels": torch.full_like(dataset[0]["labels"], -100)}
+                       for i in idx]
+            batch = move_batch(collate(samples), env.device)
             with _autocast(cfg, env.device):
                 out = forward_batch(engine.module, model, batch)
             total += float(out.loss)
@@ -284,7 +283,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool | str, progress: Any, hooks
             if cfg.eval.every > 0 and (done % cfg.eval.every == 0 or done == total):
                 ev = {"step": done}
                 if eval_set is not None:
-                    ev.update(evaluate(engine, eval_set, Collator(collate.pad_id, False, cfg.data.row_length), cfg))
+                    ev.update(evaluate(engine, eval_set, collate, cfg))
                 for hook in hooks:
                     ev.update(hook(done, model) or {})
                 meter.log_event(ev)
