@@ -184,6 +184,13 @@ def test_cnn_pixel_branch_keeps_colour_when_the_deep_stages_ignore_it():
     _assert_all_grads(enc)
     with pytest.raises(ValueError, match="pixel_branch"):
         CnnImageEncoderConfig(pixel_branch=-1)
+    # frozen: the branch stays at its seeded init and gets no gradient; the rest trains
+    frozen = build_encoder(CnnImageEncoderConfig(image_size=32, channels=[8, 16], out_dim=16, pixel_branch=4,
+                                                 pixel_branch_frozen=True))
+    torch.testing.assert_close(frozen.pixel.state_dict(), enc.pixel.state_dict())
+    frozen(_pixels(2, 32)).square().mean().backward()
+    assert all(p.grad is None and not p.requires_grad for p in frozen.pixel.parameters())
+    assert all(p.grad is not None for n, p in frozen.named_parameters() if not n.startswith("pixel."))
 
 
 def test_cnn_learns_where_a_square_is():

@@ -32,6 +32,8 @@ class CnnImageEncoderConfig(Config):
     scratch on shape classification, the deep stages become colour-invariant (a linear probe of colour
     fell from 92% at init to 27% after the quickstart's training); the shallow branch keeps "which
     colour is in this cell" available to the LLM whatever the deep stages learn.
+    ``pixel_branch_frozen=True`` keeps the branch at its seeded random init (fixed colour detectors): a
+    trainable branch drifts under a shape-only loss towards colour-blind foreground detectors too.
     """
 
     type: Literal["cnn"] = "cnn"
@@ -43,6 +45,7 @@ class CnnImageEncoderConfig(Config):
     pool_to: int | None = None
     summary_token: bool = False
     pixel_branch: int = 0
+    pixel_branch_frozen: bool = False
     norm: Literal["group", "batch"] = "group"
     freeze: bool = False
     seed: int = 0
@@ -123,6 +126,7 @@ class CnnImageEncoder(nn.Module):
             if cfg.pixel_branch:
                 k = cfg.pixel_branch
                 self.pixel = nn.Sequential(nn.Conv2d(cfg.in_channels, k, 1), nn.GELU(), nn.Conv2d(k, k, 1), nn.GELU())
+                self.pixel.requires_grad_(not cfg.pixel_branch_frozen)
                 c_in += k
             self.grid = cfg.grid
             self.num_tokens = self.grid * self.grid + int(cfg.summary_token)
