@@ -189,3 +189,19 @@ def test_cli_serve_api_runs_and_stops(free_port, tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+@pytest.mark.parametrize(("verb", "module", "extra"), [("api", "uvicorn", "serve"), ("web", "gradio", "web")])
+def test_cli_serve_without_its_extra_says_what_to_install(monkeypatch, verb, module, extra):
+    """``make quickstart`` installs the core package only: the servers then name the extra to install."""
+    import importlib.util
+
+    from typer.testing import CliRunner
+
+    from lamm.cli.main import app
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == module else real(name, *a))
+    res = CliRunner().invoke(app, ["serve", verb, "--model", "dummy"])
+    assert res.exit_code == 2
+    assert f"needs {module}" in res.output and f"'.[{extra}]'" in res.output

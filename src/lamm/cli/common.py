@@ -26,3 +26,18 @@ def user_errors(*kinds: type[BaseException]) -> Iterator[None]:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         err_console.print(f"[bold red]error:[/] {msg}", highlight=False)
         raise typer.Exit(2) from None
+
+
+def require_extra(command: str, extra: str, *modules: str) -> None:
+    """Exit with one red line when a module of an optional extra (``pip install 'lamm[EXTRA]'``) is not
+    installed: ``make quickstart`` installs the core package only."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        from rich.markup import escape
+
+        msg = (f"{command} needs {', '.join(missing)} (the {extra!r} extra): pip install -e '.[{extra}]' in the "
+               "repository, or make setup")
+        err_console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False)
+        raise typer.Exit(2)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from lamm.cli.chat import EngineOpts, ModelOpt, parse_engine_options
-from lamm.cli.common import console, user_errors
+from lamm.cli.common import console, require_extra, user_errors
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -29,6 +29,7 @@ def api(
     option: EngineOpts = None,
 ) -> None:
     """Serve MODEL at /v1/chat/completions (OpenAI-compatible, streaming too) and /v1/models."""
+    require_extra("lamm serve api", "serve", "fastapi", "uvicorn")
     from lamm.infer.engine import load_engine
     from lamm.infer.server import ServerConfig, ServerLimits, serve
 
@@ -58,6 +59,7 @@ def web(
     option: EngineOpts = None,
 ) -> None:
     """A web demo: upload an image or a point cloud (with a 3D view) and chat about it."""
+    require_extra("lamm serve web", "web", "gradio")
     from lamm.infer.engine import load_engine
     from lamm.infer.web import launch
 
