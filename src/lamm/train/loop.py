@@ -164,8 +164,10 @@ def evaluate(engine: Engine, dataset: InstructionDataset, collate: Collator, cfg
             idx = mine[start:start + mb]
             # repeats (i >= n) run the forward but supervise nothing; labels are cleared per sample, so the
             # batch may be padded or packed (lamm_varlen attention needs packed rows)
-            samples = [dataset[i] if i < n else {**dataset[0], "labels": torch.full_like(dataset[0]["labels"], -100)}
-                       for i in idx]
+            samples = [dataset[i] for i in idx if i < n]
+            if len(samples) < len(idx):
+                first = dataset[0]
+                samples += [{**first, "labels": torch.full_like(first["labels"], -100)}] * (len(idx) - len(samples))
             batch = move_batch(collate(samples), env.device)
             with _autocast(cfg, env.device):
                 out = forward_batch(engine.module, model, batch)
