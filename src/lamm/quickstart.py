@@ -48,9 +48,11 @@ TASK_WEIGHTS = {
 #: counting or VQA from the start (any weights we tried), every task's loss fell but the answers stayed
 #: the prior for 700+ steps; after a classification warm-up, the mixture kept 78–89% shape accuracy.
 #: With 2D and 3D classification sharing the first stage, the 2D onset came late or not at all in some
-#: runs; with a 2D-only warm-up first, the onset came inside the warm-up in every run we made (w1,
-#: qs8–qs10: 92–99% shape accuracy; benchmarks/RESULTS.md). 3D classification needs the larger share of
-#: the perception stage (29% at 1:1, 38–44% at 1:2)
+#: runs; with a 2D-only warm-up first, every run we made ended at 92–99% shape accuracy (w1, qs8–qs12;
+#: greedy answers of qs10's checkpoints: 19% after the warm-up, 50% after perception — the warm-up starts
+#: the onset, the later stages finish it; benchmarks/RESULTS.md). 3D classification needs the larger
+#: share of the perception stage (29% at 1:1, 38–44% at 1:2). A colour task (the largest shape's colour)
+#: anywhere in this curriculum cost either the shape or the colour (RESULTS.md, x1–x8), so there is none
 CURRICULUM: tuple[tuple[str, dict[str, float], float], ...] = (
     ("warmup", {"classification": 1.0}, 0.2),
     ("perception", {"classification": 1.0, "classification3d": 2.0}, 0.28),
