@@ -191,6 +191,19 @@ def test_cnn_pixel_branch_keeps_colour_when_the_deep_stages_ignore_it():
     frozen(_pixels(2, 32)).square().mean().backward()
     assert all(p.grad is None and not p.requires_grad for p in frozen.pixel.parameters())
     assert all(p.grad is not None for n, p in frozen.named_parameters() if not n.startswith("pixel."))
+    # its own tokens: G*G more, after the conv grid; the colour of a cell reaches only those tokens
+    sep = build_encoder(CnnImageEncoderConfig(image_size=32, channels=[8, 16], out_dim=16, pixel_branch=4,
+                                              pixel_tokens=2))
+    assert sep.num_tokens == 64 + 4 and sep(red).shape == (1, 68, 16)
+    sep.eval()
+    with torch.no_grad():
+        sep.stages[-1][1].weight.zero_()
+        sep.stages[-1][1].bias.zero_()
+        a, b = sep(red), sep(blue)
+    torch.testing.assert_close(a[:, :64], b[:, :64])
+    assert not torch.allclose(a[:, 64:], b[:, 64:], atol=1e-4)
+    with pytest.raises(ValueError, match="pixel_tokens"):
+        CnnImageEncoderConfig(pixel_tokens=2)
 
 
 def test_cnn_learns_where_a_square_is():

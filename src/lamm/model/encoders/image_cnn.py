@@ -34,6 +34,8 @@ class CnnImageEncoderConfig(Config):
     colour is in this cell" available to the LLM whatever the deep stages learn.
     ``pixel_branch_frozen=True`` keeps the branch at its seeded random init (fixed colour detectors): a
     trainable branch drifts under a shape-only loss towards colour-blind foreground detectors too.
+    ``pixel_tokens=G`` gives the branch tokens of its own instead: max-pooled to a G×G grid, projected by
+    a separate linear layer and appended after the conv tokens (G² more tokens).
     """
 
     type: Literal["cnn"] = "cnn"
@@ -46,6 +48,7 @@ class CnnImageEncoderConfig(Config):
     summary_token: bool = False
     pixel_branch: int = 0
     pixel_branch_frozen: bool = False
+    pixel_tokens: int | None = None
     norm: Literal["group", "batch"] = "group"
     freeze: bool = False
     seed: int = 0
@@ -65,6 +68,8 @@ class CnnImageEncoderConfig(Config):
         grid = self.image_size // stride
         if self.pixel_branch < 0:
             raise ValueError(f"pixel_branch={self.pixel_branch} must be >= 0 (0 = no pixel branch)")
+        if self.pixel_tokens is not None and (not self.pixel_branch or not 1 <= self.pixel_tokens <= self.image_size):
+            raise ValueError(f"pixel_tokens={self.pixel_tokens} needs pixel_branch > 0 and a grid of 1..image_size")
         if self.pool_to is not None and not 1 <= self.pool_to <= grid:
             raise ValueError(f"pool_to={self.pool_to} must be between 1 and the conv grid size {grid}")
         return self
@@ -127,9 +132,12 @@ class CnnImageEncoder(nn.Module):
                 k = cfg.pixel_branch
                 self.pixel = nn.Sequential(nn.Conv2d(cfg.in_channels, k, 1), nn.GELU(), nn.Conv2d(k, k, 1), nn.GELU())
                 self.pixel.requires_grad_(not cfg.pixel_branch_frozen)
-                c_in += k
+                if cfg.pixel_tokens is None:
+                    c_in += k
             self.grid = cfg.grid
-            self.num_tokens = self.grid * self.grid + int(cfg.summary_token)
+            n_pixel = (cfg.pixel_tokens or 0) ** 2
+            self.pixel_proj = nn.Linear(cfg.pixel_branch, cfg.out_dim) if n_pixel else None
+            self.num_tokens = self.grid * self.grid + int(cfg.summary_token) + n_pixel
             self.out_dim = cfg.out_dim
             self.proj = nn.Linear(c_in, cfg.out_dim)
             self.pos_embed = nn.Parameter(torch.zeros(1, self.num_tokens, cfg.out_dim))
@@ -162,7 +170,7 @@ class CnnImageEncoder(nn.Module):
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
             x = x.to(self.proj.weight.dtype)
             f = self.stages(x)
-            if self.pixel is not None:  # (B, K, S, S) per-pixel colour features, max over each grid cell
+            if self.pixel is not None and self.pixel_proj is None:  # (B, K, S, S) colour features, max per cell
                 f = torch.cat([f, F.adaptive_max_pool2d(self.pixel(x), self.conv_grid)], dim=1)
             summary = f.amax(dim=(2, 3)).unsqueeze(1) if self.cfg.summary_token else None  # (B, 1, C)
             if self.cfg.pool_to is not None:
@@ -170,4 +178,9 @@ class CnnImageEncoder(nn.Module):
             tokens = f.flatten(2).transpose(1, 2)  # (B, grid*grid, C), row-major
             if summary is not None:
                 tokens = torch.cat([tokens, summary], dim=1)
-            return self.norm(self.proj(tokens) + self.pos_embed)
+            tokens = self.proj(tokens)
+            if self.pixel_proj is not None:  # (B, G*G, out_dim): the branch's own tokens, row-major
+                g = self.cfg.pixel_tokens
+                colour = F.adaptive_max_pool2d(self.pixel(x), g).flatten(2).transpose(1, 2)
+                tokens = torch.cat([tokens, self.pixel_proj(colour)], dim=1)
+            return self.norm(tokens + self.pos_embed)
