@@ -34,7 +34,6 @@ except ImportError:  # pragma: no cover - depends on the install
 NAME = "lamm_decode"
 BLOCK_N = 64            # cache slots per block: the unit that is skipped or loaded
 PROGRAMS_PER_SM = 4     # split the cache until rows × heads × splits fills the GPU this many times over
-NUM_WARPS = 4
 _MASKED = -1e30
 
 
@@ -129,7 +128,6 @@ def decode_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
         value.stride(0), value.stride(1), value.stride(2),
         bias.stride(0) if has_bias else 0, bias.stride(3) if has_bias else 0, m, float(scale), hq // hkv,
         H=hq, D=d, BLOCK=BLOCK_N, BLOCKS_PER_SPLIT=per, SPLITS=splits, HAS_BIAS=has_bias,
-        num_warps=NUM_WARPS,
     )
     top = mx.amax(1, keepdim=True)
     w = torch.exp(mx - top)  # a split that saw nothing has max -inf and weighs 0
