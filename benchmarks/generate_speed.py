@@ -93,27 +93,19 @@ def count_tokens(engine, texts: list[str]) -> int:
     return sum(len(engine.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
 
 
-DECODINGS = ("dynamic", "static", "static-nograph", "static-compiled", "static-kernel", "static-compiled-kernel")
+DECODINGS = ("dynamic", "static", "static-nograph", "static-compiled")
 
 
 def set_variant(engine, batch_size: int, decoding: str) -> None:
     """Point the engine at one configuration: batch size, and ``dynamic`` decoding (growing KV cache),
     ``static`` (static KV cache; the step replayed as a CUDA graph on a GPU), ``static-nograph`` or
-    ``static-compiled`` (``static`` with the step compiled by torch.compile); a ``-kernel`` suffix adds the
-    ``lamm_decode`` attention kernel (one-token steps read only the visible cache blocks; CUDA)."""
+    ``static-compiled`` (``static`` with the step compiled by torch.compile)."""
     from lamm.infer.batching import Batcher
 
     engine.batcher = Batcher(batch_size)
     engine.static_cache = decoding != "dynamic"
     engine.cuda_graphs = False if decoding == "static-nograph" else None
-    engine.compile_step = decoding.startswith("static-compiled")
-    engine.decode_kernel = decoding.endswith("-kernel")
-    if not engine.decode_kernel:  # a kernel variant before this one switched the model's attention
-        from lamm.model.lora import unwrap_base
-
-        base = unwrap_base(engine.model.llm)
-        if getattr(base.config, "_attn_implementation", None) == "lamm_decode":
-            base.set_attn_implementation("sdpa")
+    engine.compile_step = decoding == "static-compiled"
     engine._static = None
 
 
@@ -188,8 +180,7 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=16, help="number of generation requests")
     p.add_argument("--variants", default="1:dynamic,1:static,8:dynamic,8:static",
                    help="engine configurations to time, comma-separated BATCH:DECODING; DECODING is dynamic "
-                        "(growing KV cache), static (static KV cache; CUDA graphs on a GPU), static-nograph, "
-                        "static-compiled, static-kernel or static-compiled-kernel")
+                        "(growing KV cache), static (static KV cache; CUDA graphs on a GPU) or static-nograph")
     p.add_argument("--baseline-requests", type=int, default=0,
                    help="time the batch-1 baseline on the first N requests only (0: all; it is slow on a 7B model)")
     p.add_argument("--max-new-tokens", type=int, default=32, help="tokens generated per request")

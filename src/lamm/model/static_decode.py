@@ -49,23 +49,6 @@ def supports_static_decoding(llm: nn.Module) -> tuple[bool, str]:
     return True, ""
 
 
-def use_decode_kernel(llm: nn.Module) -> None:
-    """Set ``llm``'s attention to ``lamm_decode`` (SDPA except one-token CUDA steps); it must be on SDPA."""
-    from lamm.model import decode_attention
-
-    if not decode_attention.kernel_available():
-        raise ValueError("decode_kernel needs Triton (it comes with PyTorch's CUDA builds); it is not installed")
-    base = unwrap_base(llm)
-    current = getattr(base.config, "_attn_implementation", None)
-    if current == decode_attention.NAME:
-        return
-    if current != "sdpa":
-        raise ValueError(f"decode_kernel replaces SDPA attention; this LLM uses {current!r} (load it with "
-                         "attn_implementation: sdpa)")
-    decode_attention.register()
-    base.set_attn_implementation(decode_attention.NAME)
-
-
 @dataclass
 class _Slot:
     """Everything one (batch size, cache length) shape needs; the graph reads and writes only these."""
@@ -90,20 +73,15 @@ class StaticDecoder:
     replayed between reads of the tokens (at most ``sync_every - 1`` steps run after every row ended).
     ``compile_step``: run the step's model call through ``torch.compile`` (fuses the many small
     element-wise kernels of a layer; the graph then replays fewer, larger kernels), at the price of a
-    compilation (about a minute for a 7B model) per shape on first use. ``decode_kernel``: switch the
-    LLM's attention to ``lamm_decode`` (:mod:`lamm.model.decode_attention`), whose one-token steps on
-    CUDA read only the cache blocks the mask leaves visible instead of all ``M`` slots; everything else
-    stays SDPA. It needs an LLM on SDPA attention and Triton. Build a new decoder when the LLM's weights
-    are replaced (e.g. LoRA merged): graphs hold their addresses.
+    compilation (about a minute for a 7B model) per shape on first use. Build a new decoder when the LLM's weights are replaced (e.g. LoRA merged): graphs hold their
+    addresses.
     """
 
     def __init__(self, llm: nn.Module, *, use_graphs: bool | None = None, bucket: int = 256, keep: int = 2,
-                 sync_every: int = 8, compile_step: bool = False, decode_kernel: bool = False) -> None:
+                 sync_every: int = 8, compile_step: bool = False) -> None:
         ok, why = supports_static_decoding(llm)
         if not ok:
             raise ValueError(f"static decoding is not available: {why}")
-        if decode_kernel:
-            use_decode_kernel(llm)
         self.llm = llm
         self.bucket, self.keep, self.sync_every = bucket, keep, max(1, sync_every)
         self.use_graphs = use_graphs

@@ -23,9 +23,7 @@ Options: ``device`` (default cuda when available), ``dtype`` (None = as saved; "
 ``batch_size`` (default "auto"), ``merge_lora`` (False), ``base_llm`` (a moved base), ``kv_reuse`` (True),
 ``static_cache`` ("auto" | true | false), ``cuda_graphs`` ("auto" | true | false), ``compile_step`` (false;
 true compiles the decode step with torch.compile), ``static_bucket`` (256: static cache lengths are
-multiples of it), ``decode_kernel`` (false; "auto" | true: one-token steps on CUDA use the
-``lamm_decode`` split-K attention kernel, which reads only the cache blocks a row attends to;
-``lamm.model.decode_attention``).
+multiples of it).
 """
 
 from __future__ import annotations
@@ -131,8 +129,7 @@ class LammEngine(Engine):
                  dtype: str | None = None, batch_size: int | str = "auto", merge_lora: bool = False,
                  base_llm: str | None = None, kv_reuse: bool = True, model: Any = None,
                  static_cache: bool | str = "auto", cuda_graphs: bool | str = "auto",
-                 compile_step: bool | str = False, static_bucket: int = 256,
-                 decode_kernel: bool | str = False) -> None:
+                 compile_step: bool | str = False, static_bucket: int = 256) -> None:
         super().__init__(media_root)
         from lamm.model.checkpoint import is_checkpoint, load_checkpoint, read_manifest
 
@@ -167,7 +164,6 @@ class LammEngine(Engine):
         self.static_cache, self.cuda_graphs = _tristate("static_cache", static_cache), _tristate("cuda_graphs", cuda_graphs)
         self.compile_step = bool(_tristate("compile_step", compile_step))
         self.static_bucket = int(static_bucket)
-        self.decode_kernel = _tristate("decode_kernel", decode_kernel)
         self._static: Any = None  # the StaticDecoder, built on first use (and again after merge_lora)
 
     def _static_decoder(self) -> Any:
@@ -185,15 +181,8 @@ class LammEngine(Engine):
             if self.static_cache:  # asked for explicitly: say why it cannot be
                 raise ValueError(f"static_cache=true: {why}")
             return None
-        from lamm.model import decode_attention
-
-        kernel = self.decode_kernel
-        if kernel is None:  # auto: where it can run (CUDA, Triton, an SDPA model)
-            impl = getattr(self._base_llm().config, "_attn_implementation", None)
-            kernel = on_cuda and decode_attention.kernel_available() and impl in ("sdpa", decode_attention.NAME)
         self._static = StaticDecoder(self.model.llm, use_graphs=on_cuda if self.cuda_graphs is None else self.cuda_graphs,
-                                     bucket=self.static_bucket, compile_step=self.compile_step,
-                                     decode_kernel=kernel)
+                                     bucket=self.static_bucket, compile_step=self.compile_step)
         return self._static
 
     def _base_llm(self) -> Any:
