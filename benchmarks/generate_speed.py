@@ -150,6 +150,22 @@ def bench_generate(engine, reqs: list[GenerateRequest], args: argparse.Namespace
             n = count_tokens(engine, out)
             ratio = f"x{(n / t) / base_rate:5.2f} baseline" if base_rate > 0 else "(baseline made no tokens)"
             print(f"  {label:56s} {t:8.3f} s {n / t:9.1f} new tokens/s  {ratio}", flush=True)
+            if args.profile:
+                profile_once(engine, reqs, args)
+
+
+def profile_once(engine, reqs: list[GenerateRequest], args: argparse.Namespace) -> None:
+    """Run the timed call once more under ``torch.profiler`` and print the operators and kernels that
+    took the most device time (CUDA kernels replayed inside CUDA graphs included), or CPU time on a CPU."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = args.device.startswith("cuda")
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        engine.generate(reqs)
+        sync(args.device)
+    key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    print(prof.key_averages().table(sort_by=key, row_limit=args.profile_rows, max_name_column_width=70), flush=True)
 
 
 def bench_loglikelihood(engine, reqs: list[GenerateRequest], args: argparse.Namespace) -> None:
@@ -190,6 +206,9 @@ def main() -> None:
                    help="also (yes) or only (only) time the engine with LoRA merged (lora presets)")
     p.add_argument("--bucket", type=int, default=256, help="static KV cache lengths are multiples of this")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--profile", action="store_true",
+                   help="after each variant, run it once more under torch.profiler and print where the time went")
+    p.add_argument("--profile-rows", type=int, default=20, help="rows of the --profile table")
     args = p.parse_args()
     try:
         args.variants = [(int(v.split(":")[0]), v.split(":")[1]) for v in args.variants.split(",")]
