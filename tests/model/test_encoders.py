@@ -206,6 +206,32 @@ def test_cnn_pixel_branch_keeps_colour_when_the_deep_stages_ignore_it():
         CnnImageEncoderConfig(pixel_tokens=2)
 
 
+def test_cnn_cell_colour_code():
+    """``cell_colour``: a fixed code of each cell's mean colour on the grid tokens, untrained and unsaved."""
+    red, blue = torch.zeros(1, 3, 32, 32), torch.zeros(1, 3, 32, 32)
+    red[:, 0, :16, :16], blue[:, 2, :16, :16] = 1.0, 1.0  # the top-left quarter differs in colour
+    cfg = CnnImageEncoderConfig(image_size=32, channels=[8, 16], out_dim=16, summary_token=True, cell_colour=True)
+    enc = build_encoder(cfg)
+    assert enc.num_tokens == 65 and enc(red).shape == (1, 65, 16)
+    assert not any("colour" in k for k in enc.state_dict())  # derived from the seed, not saved
+    code_r, code_b = enc._cell_colour(red), enc._cell_colour(blue)
+    grid = torch.arange(64).view(8, 8)
+    top_left, rest = grid[:4, :4].flatten(), grid[4:, :].flatten()
+    assert not torch.allclose(code_r[0, top_left], code_b[0, top_left], atol=1e-3)
+    torch.testing.assert_close(code_r[0, rest], code_b[0, rest])  # black cells: the same code
+    assert torch.count_nonzero(code_r[0, 64]) == 0  # the summary token gets none
+    torch.testing.assert_close(code_r[0, :64].std(-1), torch.ones(64), atol=1e-3, rtol=0)  # standardised
+    # it is added to the learned tokens, which still train; a rebuilt encoder has the same code
+    enc.eval()
+    plain = build_encoder(cfg.model_copy(update={"cell_colour": False})).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(enc(red) - plain(red), enc._cell_colour(red))
+    torch.testing.assert_close(build_encoder(cfg)._cell_colour(red), code_r)
+    enc.train()
+    enc(_pixels(2, 32)).square().mean().backward()
+    _assert_all_grads(enc)
+
+
 def test_cnn_learns_where_a_square_is():
     """The quickstart relies on the CNN learning fast: 4-way 'which quadrant' from scratch in 60 steps."""
     torch.manual_seed(0)

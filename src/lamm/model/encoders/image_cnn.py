@@ -36,6 +36,11 @@ class CnnImageEncoderConfig(Config):
     trainable branch drifts under a shape-only loss towards colour-blind foreground detectors too.
     ``pixel_tokens=G`` gives the branch tokens of its own instead: max-pooled to a G×G grid, projected by
     a separate linear layer and appended after the conv tokens (G² more tokens).
+    ``cell_colour=True`` adds to each grid token a fixed code of its cell's mean colour: ``out_dim``
+    random features of the cell's mean RGB (seeded, never trained), standardised per token, added
+    after the output norm. Nothing learned can wash it out, and it is as strong as the learned part:
+    with it, a model whose CNN learned shape first learned the largest shape's colour in 60 steps to
+    35% (23% without), and with an oracle colour code on every token to 100% (benchmarks/RESULTS.md).
     """
 
     type: Literal["cnn"] = "cnn"
@@ -49,6 +54,7 @@ class CnnImageEncoderConfig(Config):
     pixel_branch: int = 0
     pixel_branch_frozen: bool = False
     pixel_tokens: int | None = None
+    cell_colour: bool = False
     norm: Literal["group", "batch"] = "group"
     freeze: bool = False
     seed: int = 0
@@ -143,6 +149,9 @@ class CnnImageEncoder(nn.Module):
             self.pos_embed = nn.Parameter(torch.zeros(1, self.num_tokens, cfg.out_dim))
             self.norm = nn.LayerNorm(cfg.out_dim)
             self._init_weights()
+            if cfg.cell_colour:  # fixed: derived from the seed, so not saved with the weights
+                self.register_buffer("colour_w", 2.0 * torch.randn(cfg.in_channels, cfg.out_dim), persistent=False)
+                self.register_buffer("colour_b", torch.randn(cfg.out_dim), persistent=False)
         self.freeze = cfg.freeze
         if self.freeze:
             self.requires_grad_(False)
@@ -183,4 +192,14 @@ class CnnImageEncoder(nn.Module):
                 g = self.cfg.pixel_tokens
                 colour = F.adaptive_max_pool2d(self.pixel(x), g).flatten(2).transpose(1, 2)
                 tokens = torch.cat([tokens, self.pixel_proj(colour)], dim=1)
-            return self.norm(tokens + self.pos_embed)
+            out = self.norm(tokens + self.pos_embed)
+            if self.cfg.cell_colour:
+                out = out + self._cell_colour(x)
+            return out
+
+    def _cell_colour(self, x: Tensor) -> Tensor:
+        """``(B, num_tokens, out_dim)``: each grid token's fixed colour code, zero on the other tokens."""
+        rgb = F.adaptive_avg_pool2d(x, self.grid).flatten(2).transpose(1, 2)  # (B, grid², C) mean colour
+        code = F.gelu(rgb @ self.colour_w.to(x.dtype) + self.colour_b.to(x.dtype))
+        code = (code - code.mean(-1, keepdim=True)) / (code.std(-1, keepdim=True) + 1e-5)
+        return F.pad(code, (0, 0, 0, self.num_tokens - code.shape[1]))
