@@ -40,7 +40,9 @@ class CnnImageEncoderConfig(Config):
     random features of the cell's mean RGB (seeded, never trained), standardised per token, added
     after the output norm. Nothing learned can wash it out, and it is as strong as the learned part:
     with it, a model whose CNN learned shape first learned the largest shape's colour in 60 steps to
-    35% (23% without), and with an oracle colour code on every token to 100% (benchmarks/RESULTS.md).
+    35% (23% without), and with an oracle colour code on every token to 100%; but from the start of the
+    quickstart's curriculum it held back the shape onset (2D classification 42 instead of 99, VQA 21;
+    benchmarks/RESULTS.md, f1), so the quickstart does not use it.
     """
 
     type: Literal["cnn"] = "cnn"
