@@ -42,7 +42,8 @@ class CnnImageEncoderConfig(Config):
     with it, a model whose CNN learned shape first learned the largest shape's colour in 60 steps to
     35% (23% without), and with an oracle colour code on every token to 100%; but from the start of the
     quickstart's curriculum it held back the shape onset (2D classification 42 instead of 99, VQA 21;
-    benchmarks/RESULTS.md, f1), so the quickstart does not use it.
+    switched on after the shape warm-up, VQA 21 and every other task worse; benchmarks/RESULTS.md, f1,
+    f2), so the quickstart does not use it.
     """
 
     type: Literal["cnn"] = "cnn"
