@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from lamm.fileio import FileFormatError, atomic_path, read_json_or_jsonl, write_json_atomic, write_jsonl_atomic
+from lamm.fileio import (
+    FileFormatError,
+    atomic_path,
+    read_json_or_jsonl,
+    write_json_atomic,
+    write_jsonl_atomic,
+)
 
 
 def test_atomic_write_failure_leaves_old_file(tmp_path):
     p = tmp_path / "out.json"
     write_json_atomic(p, {"a": 1})
-    with pytest.raises(RuntimeError):
-        with atomic_path(p) as tmp:
-            tmp.write_text("partial")
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), atomic_path(p) as tmp:
+        tmp.write_text("partial")
+        raise RuntimeError("killed")
     assert p.read_text() == '{\n "a": 1\n}\n'
     with pytest.raises(FileFormatError, match="one pretty-printed JSON object"):
         read_json_or_jsonl(p)

@@ -60,8 +60,7 @@ def write_json_atomic(path: str | os.PathLike, obj: Any, indent: int | None = 1)
 def write_jsonl_atomic(path: str | os.PathLike, rows: Iterable[Any]) -> None:
     """Write one JSON object per line, atomically."""
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        fh.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 
 
 def append_jsonl(path: str | os.PathLike, row: Any) -> None:

@@ -64,8 +64,8 @@ def _curve_svg(metrics: list[dict[str, Any]], width: int = 640, height: int = 26
     pad = 44
     xmax = max(s for s, _ in pts) or 1
     ymax = max(v for _, v in pts + evals) * 1.05 or 1
-    sx = lambda s: pad + (width - 2 * pad) * s / xmax  # noqa: E731
-    sy = lambda v: height - pad - (height - 2 * pad) * v / ymax  # noqa: E731
+    sx = lambda s: pad + (width - 2 * pad) * s / xmax
+    sy = lambda v: height - pad - (height - 2 * pad) * v / ymax
     line = " ".join(f"{sx(s):.1f},{sy(v):.1f}" for s, v in pts)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
              'aria-label="learning curve">',

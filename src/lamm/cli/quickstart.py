@@ -33,7 +33,7 @@ def quickstart(
     table = Table(title="held-out synthetic test split")
     for col in ("task", "metric", "chance", "untrained", "trained", "target"):
         table.add_column(col, justify="left" if col in ("task", "metric") else "right")
-    fmt = lambda v: f"{v:.1f}" if isinstance(v, (int, float)) else "–"  # noqa: E731
+    fmt = lambda v: f"{v:.1f}" if isinstance(v, (int, float)) else "–"
     for r in target_rows(res.untrained, res.trained, TARGETS):
         target = "" if r["target"] is None else (("[green]" if r["met"] else "[red]") + f"≥ {r['target']:.1f}")
         table.add_row(r["task"], str(r["metric"]), fmt(r["chance"]), fmt(r["untrained"]), fmt(r["trained"]), target)
