@@ -164,7 +164,8 @@ def main() -> None:
         from lamm.model.varlen_attention import kernel_available
 
         print(f"device: {dev}; preset {args.preset}; {args.samples} samples, micro-batch {args.micro_batch}; "
-              f"flash varlen kernel {'available' if kernel_available() else 'missing (SDPA loop)'}", flush=True)
+              f"lamm_varlen attention: {'flash varlen kernel' if kernel_available() and torch.cuda.is_available() else 'SDPA loop per sample'}",
+              flush=True)
         plain_runs: list[float] = []
         ours_runs: list[list[float]] = [[] for _ in args.ours]
         for r in range(args.repeats):
