@@ -4,6 +4,11 @@
 #   bash benchmarks/device_check.sh [WHEEL_DIR] [OUT_DIR]
 # WHEEL_DIR (optional): wheels of this project's pure-Python needs the machine lacks (transformers, peft,
 # pydantic, ...), installed with --no-deps into /tmp/site. OUT_DIR (default: ./device_logs) gets the logs.
+# The H200 image (Python 3.12, torch 2.11) lacked these; fetch them where pip works, e.g.:
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d .whl \
+#     transformers==5.24.0 peft==0.21.2 tokenizers==0.23.3 pydantic==2.14.4 pydantic_core==2.50.5 \
+#     annotated_types==0.8.0 typing_inspection==0.4.5
 set -uo pipefail
 cd "$(dirname "$0")/.."
 wheels=${1:-}
