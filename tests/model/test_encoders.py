@@ -320,6 +320,24 @@ def test_point_encoder_tokens_depend_on_geometry_and_colour():
         assert not torch.allclose(enc(moved), base, atol=1e-4)
 
 
+def test_point_tokenizer_relative_scale_multiplies_local_xyz_only():
+    """``relative_scale`` scales each group's centre-relative xyz before the mini-PointNet; colour and
+    the centres (grouping, position embedding) are untouched."""
+    seen = {}
+    pts = _points(2, 256, 6, seed=5)
+    for scale in (1.0, 30.0):
+        enc = build_encoder(point_encoder_preset("tiny", num_points=256, relative_scale=scale)).eval()
+        hook = enc.tokenizer.group_encoder.register_forward_hook(lambda m, args, out, s=scale: seen.update({s: args[0]}))
+        with torch.no_grad():
+            enc(pts)
+        hook.remove()
+    torch.testing.assert_close(seen[30.0][..., :3], 30.0 * seen[1.0][..., :3])
+    torch.testing.assert_close(seen[30.0][..., 3:], seen[1.0][..., 3:])
+    assert point_encoder_preset("pointllm").relative_scale == 1.0  # published encoders keep their inputs
+    with pytest.raises(ValueError, match="relative_scale"):
+        point_encoder_preset("tiny", relative_scale=0.0)
+
+
 def test_presets():
     pl = point_encoder_preset("pointllm")
     assert (pl.num_points, pl.num_groups, pl.group_size, pl.in_channels) == (8192, 512, 32, 6)
