@@ -327,7 +327,8 @@ def test_point_tokenizer_relative_scale_multiplies_local_xyz_only():
     pts = _points(2, 256, 6, seed=5)
     for scale in (1.0, 30.0):
         enc = build_encoder(point_encoder_preset("tiny", num_points=256, relative_scale=scale)).eval()
-        hook = enc.tokenizer.group_encoder.register_forward_hook(lambda m, args, out, s=scale: seen.update({s: args[0]}))
+        pointnet = enc.tokenizer.group_encoder
+        hook = pointnet.register_forward_hook(lambda m, args, out, s=scale: seen.update({s: args[0]}))
         with torch.no_grad():
             enc(pts)
         hook.remove()
