@@ -117,3 +117,24 @@ def test_compiled_layers_train_like_eager_ones(train_data, tmp_path):
         cfg = small_train_config(train_data, steps=3, data__packing=True, compile_layers=flag)
         losses[flag] = train(cfg, tmp_path / f"run{flag}", progress=False).losses
     assert losses[True] == pytest.approx(losses[False], rel=1e-4)
+
+
+def test_training_flops_counts_matrices_by_hand():
+    """A Llama of hidden 16, MLP 32, 2 layers, vocab 50: per layer q/k/v/o 4·16·16 + MLP 3·16·32 = 2,560
+    weights, 5,120 in the body; the head 50·16 = 800. Frozen weights cost 4 FLOPs per token (forward +
+    input gradient), trainable ones 6; the embedding table and the norms cost nothing."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from lamm.train.meter import training_flops
+
+    llm = LlamaForCausalLM(LlamaConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                       num_key_value_heads=2, vocab_size=50, tie_word_embeddings=False))
+    llm.requires_grad_(False)
+    llm.model.layers[0].self_attn.q_proj.weight.requires_grad_(True)
+    f = training_flops(llm)
+    assert f.per_token == 4 * (5120 - 256) + 6 * 256
+    assert f.per_supervised == 4 * 800
+    assert f.of_step(tokens=10, supervised=3) == 10 * f.per_token + 3 * 4 * 800
+    llm.requires_grad_(True)  # the full stage: every matrix trains
+    f = training_flops(llm)
+    assert (f.per_token, f.per_supervised) == (6 * 5120, 6 * 800)

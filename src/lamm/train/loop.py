@@ -37,7 +37,7 @@ from lamm.train.collate import Collator, model_attention_mask, move_batch
 from lamm.train.config import TrainConfig
 from lamm.train.data import InstructionDataset, MixtureSampler, SampleSpec
 from lamm.train.distributed import DistEnv, Engine, all_reduce_sum, build_engine, setup_distributed, teardown
-from lamm.train.meter import Meter
+from lamm.train.meter import Meter, training_flops
 from lamm.train.optim import build_optimizer, build_scheduler
 
 Hook = Callable[[int, Any], "dict[str, Any] | None"]
@@ -256,8 +256,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool | str, progress: Any, hooks
         pin_memory=env.device.type == "cuda",
         # a private generator: building the loader must not draw from the global torch RNG (exact resume)
         generator=torch.Generator().manual_seed(cfg.seed))
-    n_params = model.parameter_counts()["all"]["total"]
-    meter = Meter(out, total, start, n_params, env.world_size, env.device, cfg.precision, cfg.peak_flops,
+    meter = Meter(out, total, start, training_flops(model.llm), env.world_size, env.device, cfg.precision, cfg.peak_flops,
                   progress=progress, is_main=env.is_main, log_every=cfg.log_every)
     result = TrainResult(out, None, start, dropped=len(dataset.dropped))
     it = iter(loader)

@@ -3,8 +3,9 @@
 Each row has: ``step``, ``loss`` (mean over the step's supervised tokens), ``lr`` (first group),
 ``grad_norm``, ``samples``/``tokens``/``supervised_tokens`` of the step (all ranks), throughput
 (``samples_per_s``, ``tokens_per_s`` — real, non-padding tokens — and ``supervised_tokens_per_s``),
-``mfu`` (model FLOPs utilisation, estimated as ``6 · params · tokens / time / (peak · devices)``; null
-when the peak is unknown, e.g. on a CPU without ``peak_flops`` in the config), ``data_wait`` (share of
+``mfu`` (model FLOPs utilisation: the LLM's matrix-product FLOPs of the step, counted by
+:func:`training_flops`, ``/ time / (peak · devices)``; null when the peak is unknown, e.g. on a CPU
+without ``peak_flops`` in the config), ``data_wait`` (share of
 the step spent waiting for the data loader), ``peak_mem_gb`` and ``dropped_samples`` (whole run).
 """
 
@@ -14,10 +15,12 @@ import json
 import os
 import resource
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from lamm.fileio import append_jsonl, write_jsonl_atomic
 
@@ -50,6 +53,46 @@ def peak_flops(device: torch.device, precision: str, override: float | None = No
     return None
 
 
+@dataclass(frozen=True)
+class StepFlops:
+    """Model FLOPs of a training step per token, from the LLM's weight matrices (what MFU divides by the peak).
+
+    ``per_token``: every real token passes the LLM body (all weight matrices but the input embedding
+    table and the output head): 2 FLOPs per weight forward, 2 for the gradient of its input (always
+    needed: every stage trains the projector below the LLM), and 2 more for the weight's own gradient
+    when it is trainable (LoRA factors, or every matrix in the ``full`` stage). ``per_supervised``: the
+    output head, which the trainer applies only at supervised positions (4 or 6 per weight likewise).
+    Not counted: the encoders and projectors (they run per media item, not per token), attention's
+    ``L²`` term, norms and element-wise work — so MFU is a slight underestimate on long rows.
+    """
+
+    per_token: float
+    per_supervised: float
+
+    def of_step(self, tokens: int, supervised: int) -> float:
+        """FLOPs of a step over ``tokens`` real tokens of which ``supervised`` carry loss."""
+        return self.per_token * tokens + self.per_supervised * supervised
+
+
+def training_flops(llm: nn.Module) -> StepFlops:
+    """Count :class:`StepFlops` of ``llm`` (a transformers causal LM, plain or with LoRA) as it is now set up
+    (``requires_grad`` says which weights train). A head tied to the input embeddings counts as the head."""
+    head = llm.get_output_embeddings()
+    emb = llm.get_input_embeddings()
+    head_w = head.weight if head is not None else None
+    skip = {id(emb.weight)} if emb is not None else set()
+    if head_w is not None:
+        skip.add(id(head_w))
+    body, seen = 0.0, set()
+    for p in llm.parameters():
+        if id(p) in seen or id(p) in skip or p.dim() < 2:
+            continue
+        seen.add(id(p))
+        body += (6.0 if p.requires_grad else 4.0) * p.numel()
+    sup = (6.0 if head_w.requires_grad else 4.0) * head_w.numel() if head_w is not None else 0.0
+    return StepFlops(per_token=body, per_supervised=sup)
+
+
 def peak_memory_gb(device: torch.device) -> float:
     """Peak memory of this process in GiB: CUDA allocator peak on a GPU, max RSS on a CPU."""
     if device.type == "cuda":
@@ -61,15 +104,15 @@ def peak_memory_gb(device: torch.device) -> float:
 class Meter:
     """Times steps, writes ``metrics.jsonl`` (main process only) and drives the progress bar.
 
-    ``n_params`` is the parameter count used for the FLOPs estimate; ``n_devices`` the world size.
+    ``flops`` counts the model FLOPs of a step (:func:`training_flops`); ``n_devices`` is the world size.
     """
 
-    def __init__(self, out_dir: str | os.PathLike | None, total_steps: int, start_step: int, n_params: int,
+    def __init__(self, out_dir: str | os.PathLike | None, total_steps: int, start_step: int, flops: StepFlops,
                  n_devices: int, device: torch.device, precision: str, peak: float | None,
                  progress: bool | Any = True, is_main: bool = True, log_every: int = 1) -> None:
         self.path = Path(out_dir) / "metrics.jsonl" if out_dir is not None and is_main else None
         self.total, self.step0 = total_steps, start_step
-        self.n_params, self.n_devices, self.device = n_params, n_devices, device
+        self.flops, self.n_devices, self.device = flops, n_devices, device
         self.peak = peak_flops(device, precision, peak)
         self.is_main, self.log_every = is_main, log_every
         self.rows: list[dict[str, Any]] = []
@@ -107,7 +150,7 @@ class Meter:
                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """Record optimizer step ``step`` (1-based). Counts are over all ranks; times in seconds."""
         dt = max(step_time, 1e-9)
-        flops = 6.0 * self.n_params * tokens
+        flops = self.flops.of_step(tokens, supervised)
         row: dict[str, Any] = {
             "step": step, "loss": loss, "lr": lr, "grad_norm": grad_norm,
             "samples": samples, "tokens": tokens, "supervised_tokens": supervised,
