@@ -23,8 +23,15 @@ def user_errors(*kinds: type[BaseException]) -> Iterator[None]:
     try:
         yield
     except handled as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        err_console.print(f"[bold red]error:[/] {msg}", highlight=False)
+        from rich.markup import escape
+
+        msg = str(e)
+        if isinstance(e, KeyError) and e.args:
+            # our KeyErrors carry a sentence ("unknown recipe 'x' (known: ...)"); a bare key is a missing field
+            arg = e.args[0]
+            msg = arg if isinstance(arg, str) and " " in arg else f"missing key {arg!r}"
+        # messages quote boxes and paths ("[x1, y1, x2, y2]", "[/img]"): never read them as rich markup
+        err_console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False)
         raise typer.Exit(2) from None
 
 
