@@ -27,7 +27,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from lamm.config import Config
+from lamm.config import Config, ConfigError, load_config
 from lamm.fileio import read_json_or_jsonl, write_json_atomic, write_text_atomic
 
 #: training steps per minute of budget: measured for the tiny preset, micro-batch 32, 2 CPU threads
@@ -300,9 +300,29 @@ def counting_chance(synth_root: Path) -> float:
     return 100.0 / len({r["num"] for r in records})
 
 
+#: settings that change no result already written (the benchmark answers are cached per sample)
+RESUMABLE_CHANGES = ("bench_limit", "cpu_threads")
+
+
+def check_same_settings(cfg: QuickstartConfig, out: Path) -> None:
+    """Refuse to resume a run in ``out`` made with other settings: its data, model and stages would be
+    reused as they are (e.g. instructions of seed 0 beside images of seed 1) and reported as this run's."""
+    saved = out / "quickstart_config.yaml"
+    if not saved.exists():
+        return
+    old = load_config(QuickstartConfig, saved).model_dump()
+    new = cfg.model_dump()
+    changed = [f"{k}: {old.get(k)!r} → {v!r}" for k, v in new.items()
+               if k not in RESUMABLE_CHANGES and old.get(k) != v]
+    if changed:
+        raise ConfigError(f"{out} holds a quickstart run made with other settings ({'; '.join(changed)}); "
+                          "re-running resumes it, so use another --out, or delete that folder")
+
+
 def run_quickstart(cfg: QuickstartConfig, out: str | Path, stage: Stage | None = None) -> QuickstartResult:
     """Run every stage (skipping those already done) and write the report. See the module docstring."""
     out = Path(out)
+    check_same_settings(cfg, out)
     out.mkdir(parents=True, exist_ok=True)
     cfg.dump(out / "quickstart_config.yaml")
     say = stage or (lambda s: None)

@@ -76,6 +76,17 @@ def test_rerun_resumes_without_redoing_work(short_run):
     assert runs and all(r["generated"] == 0 for r in runs)  # every answer came from the cache
 
 
+def test_rerun_with_other_settings_is_refused(short_run):
+    """Resuming with another seed would pair seed-0 instructions and model with seed-1 images."""
+    out, _ = short_run
+    before = (out / "quickstart_config.yaml").read_text()
+    res = CliRunner().invoke(app, ["quickstart", "--out", str(out), "--minutes", "0.25", "--seed", "1", *SMALL,
+                                   "cpu_threads=1"])
+    assert res.exit_code == 2, res.output
+    assert "seed: 0 → 1" in res.output and "use another --out" in res.output
+    assert (out / "quickstart_config.yaml").read_text() == before  # nothing touched
+
+
 @pytest.mark.slow
 def test_full_quickstart_beats_chance(tmp_path):
     """The README's main job with default settings: the trained model clears every target."""

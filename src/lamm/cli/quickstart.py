@@ -11,7 +11,7 @@ from lamm.cli.common import console, user_errors
 
 
 def quickstart(
-    out: Annotated[Path, typer.Option(help="Output folder (re-running resumes what is there).")] = Path("runs/quickstart"),
+    out: Annotated[Path, typer.Option(help="Output folder (re-running with the same settings resumes what is there; other settings are refused).")] = Path("runs/quickstart"),
     minutes: Annotated[Optional[float], typer.Option(help="Training budget; scales the number of steps (fixed steps per "
                                                        "minute). Default: QuickstartConfig.minutes.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of data, model and training; the same seed gives the same numbers.")] = 0,
@@ -21,12 +21,13 @@ def quickstart(
     from rich.table import Table
 
     from lamm.config import load_config
-    from lamm.quickstart import QuickstartConfig, run_quickstart
+    from lamm.quickstart import QuickstartConfig, check_same_settings, run_quickstart
     from lamm.quickstart_report import target_rows
 
     with user_errors():
         budget = [f"minutes={minutes}"] if minutes is not None else []
         cfg = load_config(QuickstartConfig, None, [*budget, f"seed={seed}", *(overrides or [])])
+        check_same_settings(cfg, out)
     res = run_quickstart(cfg, out, stage=lambda s: console.rule(f"[bold]{s}"))
     from lamm.quickstart import TARGETS
 
