@@ -218,3 +218,48 @@ def test_import_rejects_unknown_and_misfit_tensors(tiny_model_dir, tiny_model, t
     with pytest.raises(DeltaImportError, match=r"llama_proj.weight is \(128, 99\)"):
         import_lamm_delta(tmp_path / "proj.pt", str(tiny_model_dir), tmp_path / "o3")
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o3").exists()
+
+
+def test_damaged_copies_say_what_is_missing(tiny_model, tmp_path):
+    import shutil
+
+    save_checkpoint(tiny_model, tmp_path / "ck")
+    shutil.rmtree(tmp_path / "ck" / "tokenizer")
+    with pytest.raises(CheckpointError, match="tokenizer/ is missing"):
+        load_checkpoint(tmp_path / "ck")
+    save_checkpoint(tiny_model, tmp_path / "ck2")
+    (tmp_path / "ck2" / "manifest.json").write_text('{"format": ', encoding="utf-8")
+    with pytest.raises(CheckpointError, match="manifest.json: not valid JSON"):
+        load_checkpoint(tmp_path / "ck2")
+
+
+def test_a_merged_base_over_a_named_llm_is_saved_with_the_checkpoint(tiny_tokenizer, tmp_path):
+    """A fully trained local HF LLM switched to LoRA (import-lamm onto it does this) is a new base that
+    ``llm.name_or_path`` no longer loads: the checkpoint must carry it, and keep carrying it when re-saved."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from lamm.model.lora import convert_llm_mode
+
+    torch.manual_seed(0)
+    hf = LlamaForCausalLM(LlamaConfig(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+                                      num_key_value_heads=4, vocab_size=len(tiny_tokenizer), max_position_embeddings=256))
+    hf.save_pretrained(tmp_path / "hf")
+    tiny_tokenizer.save_pretrained(tmp_path / "hf")
+    cfg = model_preset("tiny", ["llm_mode=full"]).model_dump()
+    cfg["llm"] = {"name_or_path": str(tmp_path / "hf"), "dtype": "float32"}
+    cfg["tokenizer"] = None
+    model = MultimodalLM.from_config(ModelConfig.model_validate(cfg))
+    with torch.no_grad():
+        for p in model.llm.parameters():
+            p.add_(0.01)  # "trained" in full mode
+    convert_llm_mode(model, "lora")
+    assert model.base_llm_derived
+    perturb(model)
+    b = batch(model)
+    want = logits(model, b)
+    save_checkpoint(model, tmp_path / "ck")
+    assert read_manifest(tmp_path / "ck")["base_llm"]["source"] == "base/llm"
+    loaded = load_checkpoint(tmp_path / "ck")
+    assert torch.allclose(logits(loaded, b), want, atol=1e-5)
+    save_checkpoint(loaded, tmp_path / "ck_again")  # a loaded copy saves its base again
+    assert torch.allclose(logits(load_checkpoint(tmp_path / "ck_again"), b), want, atol=1e-5)

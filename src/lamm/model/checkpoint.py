@@ -64,7 +64,13 @@ def read_manifest(directory: str | os.PathLike) -> dict[str, Any]:
     if not (d / "COMPLETE").is_file():
         raise CheckpointError(f"{d}: incomplete checkpoint (no COMPLETE marker: the save was interrupted); "
                               "use an earlier checkpoint")
-    manifest = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
+    try:
+        manifest = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{d / 'manifest.json'}: not valid JSON ({e}); the checkpoint is damaged — "
+                              "use an earlier checkpoint or copy it again") from None
+    if not isinstance(manifest, dict):
+        raise CheckpointError(f"{d / 'manifest.json'}: expected a JSON object, got {type(manifest).__name__}")
     if manifest.get("format") != FORMAT or manifest.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"{d}: unsupported checkpoint format {manifest.get('format')!r} version "
                               f"{manifest.get('format_version')!r} (this lamm reads {FORMAT} <= {FORMAT_VERSION})")
@@ -172,7 +178,7 @@ def save_checkpoint(model: MultimodalLM, directory: str | os.PathLike, extra_man
         llm_source = "hub_or_path"
         if cfg.llm_mode == "full":
             llm_source = WEIGHTS
-        elif cfg.llm.name_or_path is None:
+        elif cfg.llm.name_or_path is None or model.base_llm_derived:
             llm_source = "base/llm"
             base = unwrap_base(model.llm)
             with quiet_hf_progress():
@@ -252,10 +258,17 @@ def load_checkpoint(directory: str | os.PathLike, device: str | torch.device = "
     d = Path(directory)
     manifest = read_manifest(d)
     cfg = config_from_dict(ModelConfig, load_yaml(d / "config.yaml"), str(d / "config.yaml"))
+    want = manifest["base_llm"]
+    needed = [d / "tokenizer"] + ([d / "base" / "llm"] if want.get("source") == "base/llm" and not base_llm else [])
+    for sub in needed:
+        if not sub.is_dir():
+            raise CheckpointError(f"{d}: {sub.name}/ is missing ({sub}); the checkpoint was copied incompletely — "
+                                  "copy the whole directory")
     tokenizer = AutoTokenizer.from_pretrained(str(d / "tokenizer"))
     llm_path = base_llm or (str(d / "base" / "llm") if (d / "base" / "llm").is_dir() else None)
     model = MultimodalLM.from_config(cfg, tokenizer=tokenizer, llm_path=llm_path)
-    want = manifest["base_llm"]
+    # a base saved beside a named one (merged LoRA, ...) stays with the checkpoint when it is saved again
+    model.base_llm_derived = cfg.llm.name_or_path is not None and want.get("source") == "base/llm"
     if cfg.llm_mode != "full" and want.get("sha256") != model.base_llm_sha256:
         got_from = llm_path or cfg.llm.name_or_path or "random init from config"
         raise CheckpointError(

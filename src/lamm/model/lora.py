@@ -122,14 +122,19 @@ def convert_llm_mode(model: Any, mode: LLMMode, lora: LoraSettings | None = None
     trained ``full`` → LoRA fine-tuning, or an import of a LoRA delta).
 
     Existing LoRA is merged first; the merged LLM becomes the new base, so ``model.base_llm_sha256`` is
-    recomputed and ``model.config`` updated (a random-init base is then saved under ``base/llm``).
+    recomputed and ``model.config`` updated. A base that changed (merged LoRA, fully trained weights) is
+    no longer what ``llm.name_or_path`` loads: ``model.base_llm_derived`` is set and checkpoints save it
+    under ``base/llm`` (as for a random-init base).
     """
     from lamm.model.llm import llm_fingerprint
 
     llm = model.llm
     if hasattr(llm, "merge_and_unload"):
         llm = llm.merge_and_unload()
-    model.base_llm_sha256 = llm_fingerprint(llm)
+    new_hash = llm_fingerprint(llm)
+    if new_hash != model.base_llm_sha256:
+        model.base_llm_derived = True
+    model.base_llm_sha256 = new_hash
     lora = lora or model.config.lora
     model.llm, model.lora_targets = apply_llm_mode(llm, mode, lora)
     model.config = model.config.model_copy(update={"llm_mode": mode, "lora": lora})

@@ -167,6 +167,9 @@ class MultimodalLM(nn.Module):
         self.llm = llm
         self.tokenizer = tokenizer
         self.base_llm_sha256 = base_llm_sha256
+        #: True when the base LLM is no longer what ``config.llm.name_or_path`` loads (a LoRA merged into it,
+        #: or a fully trained LLM made the base of a LoRA run): checkpoints then carry it under ``base/llm``
+        self.base_llm_derived = False
         self.lora_targets = lora_targets or []
         self.ensure_all_params_used: bool | None = None
         self.media_token_ids = {m: t for m, t in media_token_ids(tokenizer).items() if m in self.encoders}
