@@ -227,6 +227,10 @@ def test_cnn_cell_colour_code():
     with torch.no_grad():
         torch.testing.assert_close(enc(red) - plain(red), enc._cell_colour(red))
     torch.testing.assert_close(build_encoder(cfg)._cell_colour(red), code_r)
+    # the code comes from a CPU generator of its own: a GPU build (CUDA generator) and its checkpoint
+    # rebuilt on the CPU get the same code
+    g = torch.Generator().manual_seed(cfg.seed)
+    torch.testing.assert_close(enc.colour_w, 2.0 * torch.randn(3, 16, generator=g))
     enc.train()
     enc(_pixels(2, 32)).square().mean().backward()
     _assert_all_grads(enc)

@@ -153,8 +153,14 @@ class CnnImageEncoder(nn.Module):
             self.norm = nn.LayerNorm(cfg.out_dim)
             self._init_weights()
             if cfg.cell_colour:  # fixed: derived from the seed, so not saved with the weights
-                self.register_buffer("colour_w", 2.0 * torch.randn(cfg.in_channels, cfg.out_dim), persistent=False)
-                self.register_buffer("colour_b", torch.randn(cfg.out_dim), persistent=False)
+                # drawn on the CPU from their own generator: a model built on a GPU (CUDA generator) must get
+                # the same values as its checkpoint rebuilt on the CPU
+                g = torch.Generator(device="cpu").manual_seed(cfg.seed)
+                dev = self.proj.weight.device
+                colour_w = 2.0 * torch.randn(cfg.in_channels, cfg.out_dim, generator=g, device="cpu")
+                colour_b = torch.randn(cfg.out_dim, generator=g, device="cpu")
+                self.register_buffer("colour_w", colour_w.to(dev), persistent=False)
+                self.register_buffer("colour_b", colour_b.to(dev), persistent=False)
         self.freeze = cfg.freeze
         if self.freeze:
             self.requires_grad_(False)
