@@ -7,6 +7,7 @@ import pytest
 from lamm.fileio import (
     FileFormatError,
     atomic_path,
+    jsonl_lines,
     read_json_or_jsonl,
     write_json_atomic,
     write_jsonl_atomic,
@@ -40,3 +41,34 @@ def test_bad_jsonl_line_is_named(tmp_path):
     q.write_text('[{"x": 1},')
     with pytest.raises(FileFormatError, match="c.json"):
         read_json_or_jsonl(q)
+
+
+def test_jsonl_keeps_unicode_line_separators_inside_strings(tmp_path):
+    # json.dumps(ensure_ascii=False) leaves U+2028 / U+2029 / U+0085 (and \x1c-\x1e, \v, \f) raw;
+    # str.splitlines() would split a record on them
+    rows = [{"id": "1", "answer": "It is a cat.\u2028Definitely."}, {"id": "2", "answer": "A dog\x85"},
+            {"id": "3", "answer": "p1\u2029p2\x1c\x1d\x1e\x0b\x0c end"}]
+    p = tmp_path / "answers.jsonl"
+    write_jsonl_atomic(p, rows)
+    assert p.read_text(encoding="utf-8").count("\n") == 3
+    assert read_json_or_jsonl(p) == rows
+
+
+def test_jsonl_crlf_blank_lines_and_numbering(tmp_path):
+    p = tmp_path / "crlf.jsonl"
+    p.write_bytes(b'{"x": 1}\r\n\r\n{"x": "a\xe2\x80\xa8b"}\r\n{"x": \r\n')
+    with pytest.raises(FileFormatError, match="line 4 is not valid JSON"):
+        read_json_or_jsonl(p)
+    p.write_bytes(b'{"x": 1}\r\n\r\n{"x": "a\xe2\x80\xa8b"}\r\n')
+    assert read_json_or_jsonl(p) == [{"x": 1}, {"x": "a\u2028b"}]
+    assert list(jsonl_lines("a\r\n\nb")) == [(1, "a"), (2, ""), (3, "b")]
+
+
+def test_utf8_bom_is_ignored(tmp_path):
+    # Windows editors save JSON with a byte-order mark; it must not make an array look like JSONL
+    arr = tmp_path / "Classification_CIFAR10.json"
+    arr.write_bytes(b"\xef\xbb\xbf" + b'[\n {"id": "0", "label": "cat"}\n]\n')
+    assert read_json_or_jsonl(arr) == [{"id": "0", "label": "cat"}]
+    lines = tmp_path / "b.jsonl"
+    lines.write_bytes(b"\xef\xbb\xbf" + b'{"id": "0"}\n{"id": "1"}\n')
+    assert read_json_or_jsonl(lines) == [{"id": "0"}, {"id": "1"}]

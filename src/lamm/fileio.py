@@ -71,16 +71,39 @@ def append_jsonl(path: str | os.PathLike, row: Any) -> None:
         os.fsync(fh.fileno())
 
 
-def read_json_or_jsonl(path: str | os.PathLike) -> list[Any]:
-    """Read a JSON array or a JSONL file (one object per line) into a list.
+def read_text_utf8(path: str | os.PathLike) -> str:
+    """The text of a UTF-8 file, without a leading byte-order mark (Windows editors write one)."""
+    return Path(path).read_text(encoding="utf-8-sig")
 
-    The format is sniffed from the first non-blank character: ``[`` means a JSON array. A trailing
+
+def jsonl_lines(text: str) -> Iterator[tuple[int, str]]:
+    r"""``(line number, line)`` of JSONL text, numbered from 1, split on ``"\n"`` only.
+
+    Not ``str.splitlines()``: it also splits on U+2028, U+2029, U+0085 and other separators that
+    ``json.dumps(..., ensure_ascii=False)`` leaves raw inside strings, which would cut a record in two.
+    A trailing ``"\r"`` (CRLF files) is removed; blank lines are yielded too (callers skip them).
+
+    >>> list(jsonl_lines('{"a": "x\u2028y"}\r\n\n{"b": 1}\n'))
+    [(1, '{"a": "x\u2028y"}'), (2, ''), (3, '{"b": 1}')]
+    """
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    for n, line in enumerate(lines, start=1):
+        yield n, line.removesuffix("\r")
+
+
+def read_json_or_jsonl(path: str | os.PathLike) -> list[Any]:
+    r"""Read a JSON array or a JSONL file (one object per line) into a list.
+
+    The format is sniffed from the first non-blank character: ``[`` means a JSON array. A leading UTF-8
+    byte-order mark is ignored. JSONL lines end at ``"\n"`` only (see :func:`jsonl_lines`). A trailing
     partial line of a JSONL file (a writer killed mid-line) is an error naming the line, never skipped.
     """
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such file")
-    text = p.read_text(encoding="utf-8")
+    text = read_text_utf8(p)
     stripped = text.lstrip()
     if not stripped:
         return []
@@ -101,7 +124,7 @@ def read_json_or_jsonl(path: str | os.PathLike) -> list[Any]:
             raise FileFormatError(f"{p}: holds one pretty-printed JSON object; expected a JSON array of "
                                   "records or JSONL (one object per line)")
     rows = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in jsonl_lines(text):
         if not line.strip():
             continue
         try:

@@ -61,3 +61,61 @@ def test_concurrent_writers(tmp_path):
         assert p.exitcode == 0
     with ResponseCache(path) as c:
         assert c.count("m", "r") == 80
+
+
+# ------------------------------------------------------------------------------------ sample fingerprints
+def _sample(root, question="Q? (A) cat (B) dog", rel="img/0.png", **kw):
+    from lamm.bench.scenarios.base import Sample
+    from lamm.conversation import MediaRef
+
+    return Sample(id="s0", media=[MediaRef("image", path=str(root / rel))], question=question,
+                  references=kw.pop("references", {}), options=kw.pop("options", ["cat", "dog"]),
+                  task_type=kw.pop("task_type", "VQA"), **kw)
+
+
+def _media(root, rel="img/0.png", data=b"pixels", mtime_ns=1_700_000_000_000_000_000):
+    import os
+
+    p = root / rel
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(data)
+    os.utime(p, ns=(mtime_ns, mtime_ns))
+    return p
+
+
+def test_sample_fingerprint_covers_what_the_model_sees(tmp_path):
+    import os
+
+    from lamm.bench.cache import sample_fingerprint
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    _media(a), _media(b)
+    base = sample_fingerprint(_sample(a), a)
+    assert len(base) == 16 and base == sample_fingerprint(_sample(a), a)  # stable
+    # the same data under another root (timestamps kept, as cp -p / rsync -a do) is the same sample
+    assert sample_fingerprint(_sample(b), b) == base
+    # anything shown to the model changes it
+    assert sample_fingerprint(_sample(a, question="Q? (A) cow (B) dog"), a) != base
+    assert sample_fingerprint(_sample(a, options=["cow", "dog"]), a) != base
+    assert sample_fingerprint(_sample(a, labels=["1", "2"]), a) != base
+    assert sample_fingerprint(_sample(a, task_type="normal"), a) != base
+    _media(a, rel="img/1.png")
+    assert sample_fingerprint(_sample(a, rel="img/1.png"), a) != base  # another file
+    _media(b, data=b"pixels!")  # regenerated image: size changes
+    assert sample_fingerprint(_sample(b), b) != base
+    _media(b, mtime_ns=1_700_000_000_000_000_001)  # rewritten with the same size: mtime changes
+    assert sample_fingerprint(_sample(b), b) != base
+    # the ground truth never reaches the model: not part of it
+    assert sample_fingerprint(_sample(a, references={"gt_choice": 1}), a) == base
+    # a missing file does not crash (loading it reports the error later)
+    os.remove(a / "img/0.png")
+    assert sample_fingerprint(_sample(a), a) != base
+
+
+def test_split_fresh():
+    from lamm.bench.cache import split_fresh
+
+    hits = {"a": {"answer": "x", "fingerprint": "f1"}, "b": {"answer": "y", "fingerprint": "old"},
+            "c": {"answer": "legacy, no fingerprint"}}
+    fresh, stale = split_fresh(hits, {"a": "f1", "b": "f2", "c": "f3"})
+    assert fresh == {"a": hits["a"]} and stale == ["b", "c"]

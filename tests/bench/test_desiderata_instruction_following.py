@@ -136,7 +136,8 @@ PARSE_TABLE = [
     ("@", SYM, 0), ("The answer is #", SYM, 1), ("I pick $.", SYM, 2), ("(%) yellow", SYM, 3),
     ("@ or #", SYM, None), ("It costs $5", SYM, None),
     ("The answer is (C).", LET, 2), ("B", LET, 1), ("A cat.", LET, None), ("ANSWER: D", LET, 3), ("(b)", LET, 1),
-    ("The answer is a cat", LET, None),
+    ("The answer is a cat", LET, None), ("**Answer:** B", LET, 1), ("**Answer:** 2", NUM, 1),
+    ("`Answer:` III", ROM, 2),
     ("The answer is (F) blue", SHIFT, 1), ("H.", SHIFT, 3), ("The answer is (A)", SHIFT, None),
     ("Answer with the label of the correct option, one of 1, 2, 3 or 4.", NUM, None),
     ("", NUM, None), ("   ", ROM, None),
@@ -224,6 +225,11 @@ def test_choice_consistency_by_hand(tmp_path):
     (tmp_path / "bad.jsonl").write_text(json.dumps({"id": "a", "parsed": [0.1, 0.2]}) + "\n")
     with pytest.raises(ValueError, match=r"bad\.jsonl: line 1 \(id 'a'\): field 'parsed'"):
         run_choices(tmp_path / "bad.jsonl")
+    # a model answer holding U+2028 / U+0085 (left raw by json.dumps(ensure_ascii=False)) is one line
+    rows = [{"id": "a", "answer": "B\u2028because", "parsed": 1}, {"id": "b", "answer": "A\x85", "parsed": 0}]
+    (tmp_path / "sep.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                                        encoding="utf-8")
+    assert run_choices(tmp_path / "sep.jsonl") == {"a": 1, "b": 0}
 
 
 # --- inference and runs -----------------------------------------------------------------------------

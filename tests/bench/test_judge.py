@@ -69,6 +69,7 @@ def _infer_helpers():
     ("Rating: [6]", 6.0), ("grade = 4", 4.0), ("7/10", 7.0), ("I'd give it 6 out of 10.", 6.0),
     ("7", 7.0), ("**7**.", 7.0), ("Rating: [[5]] ... so Rating: [[5]]", 5.0),
     ("Rating: [[6]]; a perfect score of 10 needs more detail", 6.0),  # the rubric's form wins
+    ("Rating is: 8", 8.0), ("I rate it 7.", 7.0), ("I would rate this answer a 6.", 6.0), ("Rating of 9", 9.0),
 ])
 def test_parse_rating_accepts(text, score):
     r = parse_rating(text)
@@ -80,6 +81,7 @@ def test_parse_rating_accepts(text, score):
     ("Rating: [[11]]", "outside"), ("Rating: -3", "outside"), ("12/10", "outside"), ("Rating: 10.5", "outside"),
     ("The answer is good.", "no rating"), ("", "empty"), ("   \n", "empty"), ("score: 85%", "no rating"),
     ("7/100", "no rating"), (None, "no reply"), (7, "no reply"),
+    ("Rating: 1e1", "no rating"), ("Rating: 10e5", "no rating"),  # not read as 1 (the mantissa)
 ])
 def test_parse_rating_rejects(text, why):
     r = parse_rating(text)
@@ -91,6 +93,7 @@ def test_parse_rating_rejects(text, why):
     ("7.5 vs 6", (7.5, 6.0)), ("**9** | **3**", (9.0, 3.0)), ("10 0", (10.0, 0.0)),
     ("Answer 1: 7/10, Answer 2: 9/10", (7.0, 9.0)), ("Scores:\n5 5\nboth fine", (5.0, 5.0)),
     ("Score for Assistant 1: 8; Score for Assistant 2: 2", (8.0, 2.0)),
+    ("Answer 1: 8\nAnswer 2: 6", (8.0, 6.0)), ("Assistant 1: 7/10\nwhy...\nAssistant 2: 9/10", (7.0, 9.0)),
 ])
 def test_parse_pair_scores_accepts(text, scores):
     p = parse_pair_scores(text)
@@ -99,6 +102,7 @@ def test_parse_pair_scores_accepts(text, scores):
 
 @pytest.mark.parametrize("text,why", [
     ("8 6 7", "3 numbers"), ("8\n6", "1 numbers"), ("11 3", "outside"), ("-3 5", "outside"),
+    ("Answer 2: 6\nAnswer 1: 8", "1 numbers"),  # labels out of order: not guessed
     ("Answer 1 is better.", "no scores"), ("", "empty"), (None, "no reply"),
 ])
 def test_parse_pair_scores_rejects(text, why):

@@ -50,3 +50,17 @@ def test_duplicate_detection_is_a_false_positive_and_ci():
     assert r.unparsed == 5
     lo, hi = r.ci["map25"]
     assert lo <= 50.0 <= hi
+
+
+@pytest.mark.parametrize("gt_label", ["shower curtain", "showercurtrain", "shower_curtain", "ShowerCurtain"])
+def test_showercurtrain_spelling_is_shower_curtain(gt_label):
+    """VoteNet / mmdet3d / 3DETR name ScanNet class 13 "showercurtrain"; it is the shower curtain."""
+    from lamm.bench.metrics.synonyms import label_key
+
+    assert label_key(gt_label) == label_key("shower curtain") == "showercurtain"
+    box = [1.0, 2.0, 1.0, 0.1, 1.5, 2.0]
+    r = DET3.evaluate(["The shower curtain is at [1.0, 2.0, 1.0, 0.1, 1.5, 2.0]."],
+                      [{"id": "s", "object": [{"label": gt_label, "bbox": box}]}], ci=False)
+    assert r.metrics["map25"] == r.metrics["map50"] == r.metrics["lamm_recall50"] == 100.0
+    cls = METRICS.get("classification").evaluate(["A shower curtain."], [{"label": gt_label}], ci=False)
+    assert cls.metrics["accuracy"] == 100.0

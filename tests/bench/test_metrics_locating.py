@@ -22,9 +22,21 @@ def test_voc_per_object_with_class_named():
     assert r.metrics["lamm_accuracy"] == r.metrics["accuracy"]
 
 
-def test_voc_class_named_in_the_query_counts():
+def test_voc_class_named_in_the_query_counts_for_accuracy_only():
+    """``accuracy`` takes the class from the answer or the query; ``lamm_accuracy`` is LAMM's InsideBbox,
+    which requires ``classification_acc(label, answer)``: the class named in the answer."""
     rec = dict(VOC, query="Where is the horse?")
-    assert LOC.evaluate(["At [0.5, 0.7]."], [rec], ci=False).metrics["accuracy"] == 50.0
+    r = LOC.evaluate(["At [0.5, 0.7].", "The horse is at [0.5, 0.7].", "[0.5, 0.7] and [0.4, 0.3]"],
+                     [rec] * 3, ci=False)
+    # the point [0.5, 0.7] is inside the horse box only; [0.4, 0.3] inside both boxes
+    assert [row["accuracy"] for row in r.per_sample] == [[1.0, 2.0], [1.0, 2.0], [1.0, 2.0]]
+    assert [row["lamm_accuracy"] for row in r.per_sample] == [[0.0, 2.0], [1.0, 2.0], [0.0, 2.0]]
+    assert r.metrics["accuracy"] == pytest.approx(50.0)  # 3 of 6 objects
+    assert r.metrics["lamm_accuracy"] == pytest.approx(100 / 6)  # 1 of 6
+    one_rec = {"id": "v", "query": "Where is the horse in the image?",
+               "object": [{"label": "horse", "bbox": [0.1, 0.2, 0.8, 0.9]}]}
+    one = LOC.evaluate(["[0.5, 0.6]"], [one_rec], ci=False)
+    assert one.metrics == {"accuracy": 100.0, "lamm_accuracy": 0.0}
 
 
 def test_lsp_box_of_joints_first_point():

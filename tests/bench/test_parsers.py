@@ -72,6 +72,37 @@ def test_parse_option(text, expected):
     assert P.parse_option(text, choices) == expected
 
 
+@pytest.mark.parametrize("text, expected", [
+    # Markdown emphasis / code marks around the lead-in or the letter
+    ("**Answer:** B", 1), ("The answer is **B**.", 1), ("Answer: **B**", 1), ("**B**", 1), ("**(B)**", 1),
+    ("__Answer__: B", 1), ("`B`", 1), ("The answer is `(B)`", 1),
+    # brackets and quotes
+    ("The answer is [B].", 1), ('The answer is "B".', 1), ("Answer: 'b'", 1), ("I'd go with [B]", 1),
+    # short fillers
+    ("Answer - B", 1), ("The correct option is B.", 1), ("The correct answer would be: B", 1),
+    ("The best choice is B", 1), ("I choose B.", 1), ("answer is option B", 1),
+    ("B, because like poles repel.", 1), ("B - repel", 1),
+    # "A" and "I" are words: an article or a pronoun is not a letter ...
+    ("Answer: A dog is sitting on the grass.", 1),  # read from the option text, not as option A
+    ("Answer: A cow is sitting on the grass.", None),
+    ("Answer: I think it is the dog.", 1),
+    # ... unless a connective follows, and a letter with punctuation stays a letter
+    ("The answer is A because it purrs.", 0), ("Answer: A is correct", 0), ("Answer: A.", 0),
+    ("The answer is B as shown", 1),
+    # still not letters: lower-case bare letters and letters beyond the options
+    ("answer: b", None), ("The answer is a dog", 1), ("The answer is **dog**.", 1), ("Answer: **C**", None),
+])
+def test_parse_option_chat_formats(text, expected):
+    """Formats chat models use (hand-checked); options are (A) cat (B) dog."""
+    assert P.parse_option(text, ["cat", "dog"]) == expected
+
+
+def test_parse_option_markdown_in_option_text_and_pronoun_before_letter():
+    assert P.parse_option("The answer is 2 * 3", ["2 * 3", "2 + 3"]) == 0
+    assert P.parse_option("Answer: I think it is (B).", 10) == 1  # "I" (option 9) is the pronoun here
+    assert P.parse_option("Answer: I", 10) == 8  # a lone "I" is the letter
+
+
 def test_parse_option_prefers_longer_option_text():
     assert P.parse_option("a black cat", ["cat", "black cat", "dog"]) == 1
     assert P.parse_option("The answer is (C)", 2) is None  # C is not an option of two

@@ -171,3 +171,42 @@ def test_recipe_object_and_default_recipe(tmp_path, lamm_root):
     assert all("rationale" in row["extra"] for row in _rows(tmp_path / "t" / "answers.jsonl"))
     res = run_recipe("Locating-FSC147", "dummy", out_dir=tmp_path / "d", root=lamm_root, show_progress=False)
     assert res.results["recipe"] == "Locating-FSC147"
+
+
+def test_cache_hit_with_other_content_is_regenerated(tmp_path):
+    """Same recipe, model and sample ids, other data: answers are asked again, counted, never reused."""
+    root_a = make_lamm_benchmark(tmp_path / "a", n=4, scenarios=["ScienceQA"])
+    root_b = make_lamm_benchmark(tmp_path / "b", n=4, scenarios=["ScienceQA"])
+    f = root_b / "VQA_ScienceQA.json"
+    recs = json.loads(f.read_text())
+    for r in recs:  # a different question set under the same ids
+        r["query"] = "Which animal? Options: (A) cat (B) dog (C) cow"
+        r["gt_choices"] = ["cat", "dog", "cow"]
+    f.write_text(json.dumps(recs))
+    out = tmp_path / "run"
+    a = run_recipe("scienceqa", "dummy", out_dir=out, root=root_a, show_progress=False)
+    assert a.n_generated == 4 and a.n_stale == 0
+    assert json.loads((out / "run_info.json").read_text())["stale_regenerated"] == 0
+    b = run_recipe("scienceqa", "dummy", out_dir=out, root=root_b, show_progress=False)
+    assert (b.n_generated, b.n_cached, b.n_stale) == (4, 0, 4)
+    assert json.loads((out / "run_info.json").read_text())["stale_regenerated"] == 4
+    rows = _rows(out / "answers.jsonl")
+    assert all("Which animal?" in row["prompt"] for row in rows)
+    # unchanged data: everything from the cache again
+    again = run_recipe("scienceqa", "dummy", out_dir=out, root=root_b, show_progress=False)
+    assert (again.n_generated, again.n_cached, again.n_stale) == (0, 4, 0)
+    assert again.results == b.results
+    # one image rewritten (regenerated data): only that sample is asked again
+    img = root_b / recs[2]["image"]
+    st = img.stat()
+    os.utime(img, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    one = run_recipe("scienceqa", "dummy", out_dir=out, root=root_b, show_progress=False)
+    assert (one.n_generated, one.n_cached, one.n_stale) == (1, 3, 1)
+    # an entry cached before fingerprints existed cannot be checked: regenerated
+    recipe = load_recipe("scienceqa")
+    with ResponseCache(out / "cache.sqlite") as c:
+        legacy_entry = {"answer": "old", "prompt": "p", "extra": {}}  # no "fingerprint"
+        c.put_many("dummy:echo", recipe_hash(recipe), {recs[0]["id"]: legacy_entry})
+    legacy = run_recipe("scienceqa", "dummy", out_dir=out, root=root_b, show_progress=False)
+    assert (legacy.n_generated, legacy.n_stale) == (1, 1)
+    assert _rows(out / "answers.jsonl")[0]["answer"] != "old"

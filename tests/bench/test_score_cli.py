@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -96,3 +97,33 @@ def test_bad_field_and_unknown_scenario(tmp_path):
     assert result.exit_code == 2 and "did you mean 'ScienceQA'" in output(result)
     result = runner.invoke(app, ["score", "--scenario", "CIFAR10", "--answers", str(f)])
     assert result.exit_code == 2 and "missing field 'label'" in output(result)
+
+
+def test_records_are_numbered_from_zero_with_their_id(tmp_path):
+    """`bench score` names a bad record as the benchmark reader and the runner do: "record 0 (id 'a')"."""
+    from lamm.bench.scoring import ScoringError, read_answer_rows, score_file
+
+    rows = [{"id": "a", "image": "x.png", "query": "q", "num": "many", "answer": "5"},
+            {"id": "b", "image": "y.png", "query": "q", "num": 3, "answer": "3"}]
+    arr = tmp_path / "Counting_FSC147.json"
+    arr.write_text(json.dumps(rows), encoding="utf-8")
+    with pytest.raises(ScoringError, match=r"Counting_FSC147\.json: record 0 \(id 'a'\): field 'num'"):
+        score_file("FSC147", arr, ci=False)
+    lines = write_jsonl(tmp_path / "count.jsonl", [rows[1], rows[0]], blank_line_after=0)
+    with pytest.raises(ScoringError, match=r"count\.jsonl: line 3 \(record 1, id 'a'\): field 'num'"):
+        score_file("FSC147", lines, ci=False)
+    assert read_answer_rows(arr)[1] == ["record 0 (id 'a')", "record 1 (id 'b')"]
+    result = runner.invoke(app, ["score", "--scenario", "FSC147", "--answers", str(arr)])
+    assert result.exit_code == 2 and "record 0 (id 'a')" in output(result)
+
+
+def test_answers_with_unicode_line_separators_are_scored(tmp_path):
+    from lamm.bench.scoring import read_answer_rows, score_file
+
+    rows = [{"id": "1", "label": "cat", "query": "q", "image": "x.png",
+             "answer": "It is a cat.\u2028Definitely."},
+            {"id": "2", "label": "dog", "query": "q", "image": "y.png", "answer": "A dog\x85"}]
+    p = tmp_path / "answers.jsonl"
+    p.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    assert read_answer_rows(p)[1] == ["line 1 (record 0, id '1')", "line 2 (record 1, id '2')"]
+    assert score_file("CIFAR10", p, ci=False).metrics == {"accuracy": 100.0}

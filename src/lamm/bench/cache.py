@@ -7,19 +7,34 @@ rerun asks the model only for the rest. WAL lets several processes of one data-p
 host) read and write the same file; ``timeout`` makes a writer wait for another's lock instead of
 failing. WAL needs shared memory between the processes, so keep the file on a local disk (not NFS).
 
-A payload is a JSON object: ``answer`` (the text scored), ``prompt`` (the rendered request) and
-``extra`` (inferencer details: option probabilities, the first turn of a CoT, ...).
+A payload is a JSON object: ``answer`` (the text scored), ``prompt`` (the rendered request),
+``extra`` (inferencer details: option probabilities, the first turn of a CoT, ...) and ``fingerprint``
+(:func:`sample_fingerprint` of the sample it answers).
+
+The key names the sample only by its id, so the same ids under another data root, in a regenerated
+benchmark or in an edited file would find answers to *other* questions. The fingerprint is the guard:
+the runner reuses a cached answer only when its stored fingerprint equals the sample's current one, and
+regenerates (and counts) the others. An entry written before fingerprints existed has none and is
+regenerated too.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
+
+if TYPE_CHECKING:
+    from lamm.bench.scenarios.base import Sample
+    from lamm.conversation import MediaRef
+
+#: bump when the content :func:`sample_fingerprint` covers changes
+FINGERPRINT_VERSION = 1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -34,6 +49,86 @@ CREATE TABLE IF NOT EXISTS responses (
 
 # SQLite limits host parameters per statement (999 on old builds); query ids in chunks below that
 _CHUNK = 500
+
+
+def _data_digest(data: Any) -> str:
+    """A digest of in-memory media (no file to stat): array bytes with shape and dtype, or image pixels."""
+    h = hashlib.sha256()
+    if hasattr(data, "tobytes") and hasattr(data, "dtype") and hasattr(data, "shape"):  # numpy array
+        h.update(f"array:{data.dtype}:{tuple(data.shape)}:".encode())
+        h.update(data.tobytes())
+    elif hasattr(data, "tobytes") and hasattr(data, "mode") and hasattr(data, "size"):  # PIL image
+        h.update(f"image:{data.mode}:{tuple(data.size)}:".encode())
+        h.update(data.tobytes())
+    else:
+        h.update(f"{type(data).__name__}:{data!r}".encode("utf-8", "replace"))
+    return h.hexdigest()[:16]
+
+
+def _media_identity(ref: MediaRef, root: Path | None,
+                    stats: dict[str, tuple[int, int] | None]) -> dict[str, Any]:
+    """What identifies one media item to the model: its modality, the derivation (``variant``), its path
+    relative to ``root`` (absolute when outside it) and the file's size and ``mtime_ns`` (``None`` when
+    it cannot be stat'ed; loading it will fail later with its own error)."""
+    out: dict[str, Any] = {"modality": ref.modality, "variant": ref.variant}
+    if ref.path is None:
+        out["data"] = _data_digest(ref.data)
+        return out
+    path = Path(os.path.abspath(ref.path))
+    rel = path
+    if root is not None:
+        try:
+            rel = path.relative_to(os.path.abspath(root))
+        except ValueError:
+            pass
+    out["path"] = rel.as_posix()
+    key = str(path)
+    if key not in stats:
+        try:
+            st = os.stat(path)
+            stats[key] = (st.st_size, st.st_mtime_ns)
+        except OSError:
+            stats[key] = None
+    st_pair = stats[key]
+    out["size"], out["mtime_ns"] = st_pair if st_pair is not None else (None, None)
+    return out
+
+
+def sample_fingerprint(sample: Sample, root: str | os.PathLike | None = None,
+                       _stats: dict[str, tuple[int, int] | None] | None = None) -> str:
+    """A 16-hex-digit hash of what the model is shown for ``sample``: the question text, the options
+    and their labels, the task type (it selects the system message) and, per media item, its path
+    relative to ``root``, file size and modification time (ns) and derivation.
+
+    The data root itself is left out, so a benchmark moved with its timestamps kept (``cp -p``,
+    ``rsync -a``) still matches; an edited question, relabelled options or a rewritten image does not.
+    Ground truth is left out too: it never reaches the model.
+    """
+    stats = {} if _stats is None else _stats
+    root_p = Path(root) if root is not None else None
+    payload = {
+        "v": FINGERPRINT_VERSION, "question": sample.question, "options": sample.options,
+        "labels": sample.labels, "task_type": sample.task_type,
+        "media": [_media_identity(m, root_p, stats) for m in sample.media],
+    }
+    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def sample_fingerprints(samples: Sequence[Sample], root: str | os.PathLike | None = None) -> dict[str, str]:
+    """Sample id → :func:`sample_fingerprint`; each media file is stat'ed once (LSP asks 14 questions
+    per image)."""
+    stats: dict[str, tuple[int, int] | None] = {}
+    return {s.id: sample_fingerprint(s, root, stats) for s in samples}
+
+
+def split_fresh(hits: Mapping[str, dict[str, Any]], fingerprints: Mapping[str, str]
+                ) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """``(fresh, stale)``: the cached payloads whose stored ``fingerprint`` equals the sample's, and the
+    ids of the others (another question under the same id, or an entry with no fingerprint)."""
+    fresh = {sid: p for sid, p in hits.items()
+             if sid in fingerprints and p.get("fingerprint") == fingerprints[sid]}
+    return fresh, [sid for sid in hits if sid not in fresh]
 
 
 class ResponseCache:

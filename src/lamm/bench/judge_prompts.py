@@ -124,12 +124,16 @@ class PairScores:
     error: str | None = None
 
 
-_NUM = r"[-+−]?\d+(?:\.\d+)?"
+# a number, not the mantissa of "1e1" (read as 1 before)
+_NUM = r"[-+−]?\d+(?:\.\d+)?(?!\d|\.\d|[eE][-+]?\d)"
 # the rubric's own format: [[7]] (spaces and a /10 tolerated inside the brackets)
 _RUBRIC = re.compile(rf"\[\[\s*({_NUM})\s*(?:/\s*10\s*)?\]\]")
-# "Rating: 7", "score = 7.5", "Overall rating is **8**", "Rating: [7]", "Score: 7/10"
-_KEYWORD = re.compile(rf"\b(?:rating|score|grade)\b\s*(?:is|of|=|:|-)?\s*[*_\[(]*\s*({_NUM})(?![\d.]*%)",
-                      re.IGNORECASE)
+# "Rating: 7", "score = 7.5", "Overall rating is **8**", "Rating: [7]", "Score: 7/10", "Rating is: 8",
+# "I rate it 7", "I would rate this answer a 6"
+_KEYWORD = re.compile(
+    r"(?:\b(?:rating|score|grade)\b\s*(?:(?:is|of)\s*)?[=:\-]?"
+    r"|\brate\s+(?:it|this(?:\s+answer)?)\s*(?:(?:as|an?|at)\s+)?[=:\-]?)"
+    rf"\s*[*_\[(]*\s*({_NUM})(?![\d.]*%)", re.IGNORECASE)
 # "7/10", "7 / 10", "7 out of 10"
 _OUT_OF_10 = re.compile(rf"(?<![\w.])({_NUM})\s*(?:/|out\s+of)\s*10(?!\.?\d)", re.IGNORECASE)
 # the whole reply is a bare number ("7", "7.", "**7**")
@@ -184,7 +188,8 @@ def parse_pair_scores(text: Any) -> PairScores:
     """Read ``"s1 s2"`` from the first line of a pairwise reply that holds a digit; never raises.
 
     Separators (spaces, commas, ``;``, ``|``, ``vs``), markdown, ``/10`` suffixes and ``Answer 1:``-style
-    labels are tolerated; that line must then hold exactly two numbers, each in 0–10.
+    labels are tolerated; that line must then hold exactly two numbers, each in 0–10 — or, labelled, one,
+    with the other on the next labelled line (``Answer 1: 8`` / ``Answer 2: 6``).
 
     >>> parse_pair_scores("8 6\\nAnswer 1 is more detailed.")
     PairScores(scores=(8.0, 6.0), error=None)
@@ -197,11 +202,19 @@ def parse_pair_scores(text: Any) -> PairScores:
         return PairScores(None, f"no reply text (got {type(text).__name__})")
     if not text.strip():
         return PairScores(None, "empty reply")
+    # (line, its label's number or None, numbers) of each line holding a digit once labels are removed
+    numbered = []
     for line in text.splitlines():
+        label = _LABEL.search(line)
+        labelled = re.search(r"[12]", label.group(0)).group(0) if label else None
         cleaned = _SUFFIX_10.sub(" ", _LABEL.sub(" ", line))
-        if not re.search(r"\d", cleaned):
-            continue
-        found = re.findall(rf"(?<![\w.]){_NUM}(?!\w)", cleaned)
+        if re.search(r"\d", cleaned):
+            numbered.append((line, labelled, re.findall(rf"(?<![\w.]){_NUM}(?!\w)", cleaned)))
+    if numbered:
+        line, labelled, found = numbered[0]
+        if len(found) == 1 and labelled == "1" and len(numbered) > 1 and numbered[1][1] == "2" \
+                and len(numbered[1][2]) == 1:
+            found = [found[0], numbered[1][2][0]]  # "Answer 1: 8" / "Answer 2: 6" on two lines
         if len(found) != 2:
             return PairScores(None, f"the first line with numbers holds {len(found)} numbers, not 2: "
                                     f"{line.strip()[:80]!r}")

@@ -148,22 +148,49 @@ def parse_point(text: Any) -> list[float] | None:
 
 # --- multiple choice ---------------------------------------------------------------------------------
 
-_ANSWER_PAREN_RE = re.compile(r"(?i:answer)(?:\s+(?i:is))?\s*[:：]?\s*(?i:option\s+)?\(\s*([A-Za-z])\s*\)")
-_ANSWER_BARE_RE = re.compile(r"(?i:answer)(?:\s+(?i:is))?\s*[:：]?\s*(?i:option\s+)?([A-Z])(?![A-Za-z0-9])")
-_PAREN_LETTER_RE = re.compile(r"\(\s*([A-Za-z])\s*\)")
-_OPTION_WORD_RE = re.compile(r"(?i:\boption)\s+([A-Z])(?![A-Za-z0-9])")
-_LEADING_LETTER_RE = re.compile(r"^\s*([A-Z])\s*(?:[.):：]|$)")
+# markdown a chat model wraps around its choice: "**Answer:** B", "The answer is **B**.", "`B`"
+_MARKDOWN_RE = re.compile(r"\*+|`+|~~|(?<![A-Za-z0-9])_+|_+(?![A-Za-z0-9])")
+# "answer", "option", "choice", "I choose / chose / pick", then short fillers ("is", "would be", ":", "-")
+# and an optional "option" / "choice" / "letter": "The correct option is", "Answer -", "answer is option"
+_LEAD = (r"(?i:\b(?:answer|option|choice|choose|chose|pick)\b)"
+         r"(?:\s*(?:(?i:is|would\s+be|should\s+be|will\s+be|must\s+be)\b|[:：=\-–—])){0,4}"
+         r"\s*(?:(?i:option|choice|letter)\b\s*)?")
+# a letter in (), [] or quotes says it is a letter, in either case
+_BRACKETED = r"""[(\[“"'‘]\s*([A-Za-z])\s*[)\]”"'’]"""
+_ANSWER_BRACKETED_RE = re.compile(_LEAD + _BRACKETED)
+_ANSWER_BARE_RE = re.compile(_LEAD + r"([A-Z])(?![A-Za-z0-9])")
+_BRACKETED_LETTER_RE = re.compile(r"[(\[]\s*([A-Za-z])\s*[)\]]")
+_LEADING_LETTER_RE = re.compile(r"^\s*([A-Z])\s*(?:[.):：,]|\s[-–—]\s|$)")
 _SPACES_RE = re.compile(r"\s+")
+_NEXT_WORD_RE = re.compile(r"\s+([a-z][a-z']*)")
+# "A" and "I" are also English words: "Answer: A dog is sitting" names no option A. A capital A / I
+# followed by a lower-case word is read as a letter only when that word cannot follow an article or
+# a pronoun ("The answer is A because ...", "A is correct").
+_WORD_LETTERS = frozenset("AI")
+_AFTER_LETTER_WORDS = frozenset({"because", "since", "as", "is", "was", "seems", "and", "or", "but", "which",
+                                 "so", "therefore", "fits", "matches"})
 
 
 def _norm_text(s: str) -> str:
     return _SPACES_RE.sub(" ", s.lower()).strip()
 
 
-def _first_letter(regex: re.Pattern[str], text: str, n: int) -> int | None:
+def _strip_markdown(s: str) -> str:
+    return _MARKDOWN_RE.sub("", s)
+
+
+def _is_word_not_letter(text: str, m: re.Match[str]) -> bool:
+    """The bare capital ``A`` / ``I`` of ``m`` starts a phrase ("A dog", "I think"), not a choice."""
+    if m.group(1) not in _WORD_LETTERS:
+        return False
+    nxt = _NEXT_WORD_RE.match(text, m.end(1))
+    return nxt is not None and nxt.group(1) not in _AFTER_LETTER_WORDS
+
+
+def _first_letter(regex: re.Pattern[str], text: str, n: int, bare: bool = False) -> int | None:
     for m in regex.finditer(text):
         idx = ord(m.group(1).upper()) - ord("A")
-        if 0 <= idx < n:
+        if 0 <= idx < n and not (bare and _is_word_not_letter(text, m)):
             return idx
     return None
 
@@ -171,13 +198,23 @@ def _first_letter(regex: re.Pattern[str], text: str, n: int) -> int | None:
 def parse_option(text: Any, choices: Sequence[str] | int) -> int | None:
     """The chosen option's index (A → 0 … F → 5), or ``None``.
 
-    Rules, first hit wins: "answer is (X)" / "ANSWER: X" / "answer is option X"; a parenthesised
-    "(X)"; "option X"; an answer that is just the letter ("B", "B.", "B) repel"); finally the option
-    *text*, when exactly one option's text appears as whole words (an option whose text is contained in
-    another matched option's text, e.g. "cat" inside "black cat", yields to the longer one). Letters
-    outside the number of options are ignored. ``choices`` is the option texts or just their number.
+    Markdown emphasis and code marks (``**``, ``*``, ``__``, backticks) are dropped first. Rules, first
+    hit wins: a lead-in ("answer", "option", "choice", "I choose/pick", with short fillers: "The answer
+    is", "ANSWER:", "Answer -", "The correct option is", "answer is option") followed by a letter in
+    ``()``, ``[]`` or quotes (either case); the same lead-in followed by a bare capital letter; a letter
+    in ``()`` or ``[]`` anywhere; an answer that starts with the letter ("B", "B.", "B) repel",
+    "B, because"); finally the option *text*, when exactly one option's text appears as whole words (an
+    option whose text is contained in another matched option's text, e.g. "cat" inside "black cat",
+    yields to the longer one). A bare lower-case letter is a word, not an option; a bare "A" or "I"
+    followed by a lower-case word is one too ("Answer: A dog is sitting"), unless that word is a
+    connective such as "because" or "is". Letters outside the number of options are ignored.
+    ``choices`` is the option texts or just their number.
 
     >>> parse_option("ANSWER: B", 2)
+    1
+    >>> parse_option("**Answer:** B", 2), parse_option("The answer is [B].", 2), parse_option("Answer - B", 2)
+    (1, 1, 1)
+    >>> parse_option("Answer: A dog is sitting on the grass.", ["cat", "dog"])
     1
     >>> parse_option("I think it is a laptop.", ["a lamp", "a laptop", "a cup"])
     1
@@ -193,11 +230,13 @@ def parse_option(text: Any, choices: Sequence[str] | int) -> int | None:
     else:
         return None
     n = min(n, 26)
-    for regex in (_ANSWER_PAREN_RE, _ANSWER_BARE_RE, _PAREN_LETTER_RE, _OPTION_WORD_RE, _LEADING_LETTER_RE):
-        idx = _first_letter(regex, text, n)
+    plain = _strip_markdown(text)
+    for regex, bare in ((_ANSWER_BRACKETED_RE, False), (_ANSWER_BARE_RE, True), (_BRACKETED_LETTER_RE, False),
+                        (_LEADING_LETTER_RE, False)):
+        idx = _first_letter(regex, plain, n, bare)
         if idx is not None:
             return idx
-    return _match_option_text(text, texts)
+    return _match_option_text(plain, [_strip_markdown(t) for t in texts])
 
 
 def _contains_words(text: str, phrase: str) -> bool:

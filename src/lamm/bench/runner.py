@@ -8,10 +8,14 @@ Outputs in the run directory (all written atomically, by rank 0 only):
   fingerprint, versions of lamm / torch / transformers. It holds nothing that depends on timing or on
   how the run was split, so a resumed or a data-parallel run writes the same bytes as one clean process;
 * ``report.md`` — the same for people; ``recipe.yaml`` — the resolved recipe;
-* ``run_info.json`` (timing, world size, how many answers came from the cache) and ``log.jsonl``.
+* ``run_info.json`` (timing, world size, how many answers came from the cache, how many stale cache
+  entries were regenerated) and ``log.jsonl``.
 
 Resume: answers go to the SQLite cache (``lamm.bench.cache``) batch by batch, *before* scoring; a rerun
-of the same recipe and model asks the model only for samples without a cached answer.
+of the same recipe and model asks the model only for samples without a cached answer. Each cached answer
+carries the fingerprint of its sample (question, options, task type, media path, size and mtime); a
+cached answer whose fingerprint differs from the sample's now (other data under the same ids: another
+root, regenerated or edited files) is regenerated and counted as ``stale_regenerated``.
 
 Data parallel: under ``torchrun`` (``WORLD_SIZE`` > 1) rank 0 decides which samples still need an
 answer and broadcasts the list; rank r answers every world-size-th of them (checking its own cache
@@ -30,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lamm.bench.cache import ResponseCache
+from lamm.bench.cache import ResponseCache, sample_fingerprints, split_fresh
 from lamm.bench.icl import Retriever, make_retriever
 from lamm.bench.inferencers import make_inferencer
 from lamm.bench.recipe import Recipe, load_recipe, recipe_hash, resolve_recipe_instruction, scenario_meta
@@ -53,13 +57,15 @@ LOWER_IS_BETTER = frozenset({"mae", "rmse", "mse", "lamm_mae"})
 
 @dataclass
 class RunOutcome:
-    """What a run produced (rank 0); ``n_generated`` answers came from the model, ``n_cached`` from the cache."""
+    """What a run produced (rank 0); ``n_generated`` answers came from the model, ``n_cached`` from the cache;
+    ``n_stale`` of the generated ones replaced a cached answer to a different sample content."""
 
     out_dir: Path
     results: dict[str, Any]
     n_generated: int
     n_cached: int
     timings: dict[str, float] = field(default_factory=dict)
+    n_stale: int = 0
 
 
 class _Dist:
@@ -171,9 +177,10 @@ def _progress(show: bool):
 
 
 def _infer(recipe: Recipe, engine: Engine, retriever: Retriever | None, instruction: Any, todo: list[Sample],
-           cache: ResponseCache, fp: str, rhash: str, log_path: Path, rank: int, show: bool,
-           label: str, total: int, done_before: int) -> dict[str, dict[str, Any]]:
-    """Answer ``todo`` in batches, committing each batch to the cache before the next starts."""
+           cache: ResponseCache, fp: str, rhash: str, fingerprints: dict[str, str], log_path: Path, rank: int,
+           show: bool, label: str, total: int, done_before: int) -> dict[str, dict[str, Any]]:
+    """Answer ``todo`` in batches, committing each batch (with each sample's fingerprint) to the cache
+    before the next starts."""
     inf = recipe.inferencer
     inferencer = make_inferencer(inf.type, engine, instruction, max_new_tokens=inf.max_new_tokens,
                                  temperature=inf.temperature, retriever=retriever, ppl_score=inf.ppl_score)
@@ -186,7 +193,8 @@ def _infer(recipe: Recipe, engine: Engine, retriever: Retriever | None, instruct
             results = inferencer.infer(batch, progress=lambda n: bar.advance(task, n))
             if len(results) != len(batch):
                 raise RuntimeError(f"inferencer {inf.type!r} returned {len(results)} results for {len(batch)} samples")
-            payloads = {s.id: r.to_payload() for s, r in zip(batch, results)}
+            payloads = {s.id: {**r.to_payload(), "fingerprint": fingerprints[s.id]}
+                        for s, r in zip(batch, results)}
             cache.put_many(fp, rhash, payloads)
             new.update(payloads)
             bar.update(task, completed=done_before + len(new))
@@ -323,6 +331,8 @@ def run_recipe(recipe: Recipe | str | os.PathLike, model: str | Engine, *, out_d
     retriever = build_retriever(recipe, scenario, root)
     engine = model if isinstance(model, Engine) else load_engine(model, media_root=None, **(engine_options or {}))
     fp = engine.fingerprint()
+    # what each sample shows the model; a cached answer is reused only under the same fingerprint
+    fingerprints = sample_fingerprints(samples, getattr(scenario, "root", None))
     dist = _Dist.setup()
     log_path = out / "log.jsonl"
     ok = False
@@ -331,23 +341,23 @@ def run_recipe(recipe: Recipe | str | os.PathLike, model: str | Engine, *, out_d
         cache = ResponseCache(cache_path or out / "cache.sqlite") if dist.rank == 0 else None
         if dist.rank == 0:
             assert cache is not None
-            cached = cache.get_many(fp, rhash, [s.id for s in samples])
+            cached, stale = split_fresh(cache.get_many(fp, rhash, [s.id for s in samples]), fingerprints)
             pending = [s.id for s in samples if s.id not in cached]
             append_jsonl(log_path, {"event": "start", "recipe": recipe.name, "recipe_hash": rhash,
                                     "model": fp, "samples": len(samples), "cached": len(cached),
-                                    "world_size": dist.world})
+                                    "stale": len(stale), "world_size": dist.world})
         pending = dist.broadcast(pending if dist.rank == 0 else None)
         with cache or ResponseCache(cache_path or out / "cache.sqlite") as cache:
             mine_ids = pending[dist.rank::dist.world]
             by_id = {s.id: s for s in samples}
-            own = cache.get_many(fp, rhash, mine_ids) if dist.world > 1 else {}
+            own = split_fresh(cache.get_many(fp, rhash, mine_ids), fingerprints)[0] if dist.world > 1 else {}
             todo = [by_id[i] for i in mine_ids if i not in own]
             label = f"{recipe.name or recipe.scenario.name}" + (f" (rank {dist.rank})" if dist.world > 1 else "")
             total = len(samples) if dist.world == 1 else len(mine_ids)
             done_before = len(samples) - len(pending) if dist.world == 1 else len(own)
             t_inf = time.time()
-            new = _infer(recipe, engine, retriever, instruction, todo, cache, fp, rhash, log_path, dist.rank,
-                         show_progress and dist.rank == 0, label, total, done_before)
+            new = _infer(recipe, engine, retriever, instruction, todo, cache, fp, rhash, fingerprints,
+                         log_path, dist.rank, show_progress and dist.rank == 0, label, total, done_before)
             t_inf = time.time() - t_inf
             gathered = dist.gather(({**own, **new}, len(new)))
             if dist.rank != 0:
@@ -369,12 +379,15 @@ def run_recipe(recipe: Recipe | str | os.PathLike, model: str | Engine, *, out_d
         timings = {"total_s": round(time.time() - t_start, 3), "inference_s": round(t_inf, 3)}
         write_json_atomic(out / "run_info.json", {
             "world_size": dist.world, "generated": n_new, "from_cache": len(samples) - n_new,
+            # cached answers to other content under the same ids (rank 0's cache), asked again
+            "stale_regenerated": len(stale),
             "engine_failures": engine.usage.failures, **timings,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         })
-        append_jsonl(log_path, {"event": "done", "generated": n_new, **timings})
+        append_jsonl(log_path, {"event": "done", "generated": n_new, "stale_regenerated": len(stale),
+                                **timings})
         ok = True
-        return RunOutcome(out, results, n_new, len(samples) - n_new, timings)
+        return RunOutcome(out, results, n_new, len(samples) - n_new, timings, n_stale=len(stale))
     finally:
         dist.close(ok)
 

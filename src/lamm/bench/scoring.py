@@ -1,8 +1,9 @@
 """Score model answers against LAMM-Benchmark records (the engine of ``lamm bench score``).
 
 An answers file is JSONL (or a JSON array): each row is the scenario's benchmark record plus ``answer``
-(for LSP keypoints a mapping joint name → text). Every problem is reported with the file, the line (or
-record number for a JSON array) and the field. Images are opened only where a metric needs the image
+(for LSP keypoints a mapping joint name → text). Every problem is reported with the file, the record
+(0-based, with its id, as the benchmark reader and the runner number them; plus the line in JSONL) and
+the field. Images are opened only where a metric needs the image
 size (LSP keypoints, Locating-LSP, pixel-coordinate Locating-FSC147): ``image`` is resolved against
 ``root`` and only the header is read; a row may also carry ``image_size: [w, h]`` itself.
 """
@@ -17,22 +18,28 @@ from typing import Any
 from lamm.bench.metrics import METRICS, MetricReport, RecordError
 from lamm.bench.metrics.intervals import DEFAULT_N_BOOT
 from lamm.bench.scenarios.catalog import get_scenario_info
-from lamm.fileio import read_json_or_jsonl
+from lamm.fileio import jsonl_lines, read_json_or_jsonl, read_text_utf8
 
 
 class ScoringError(ValueError):
     """An answers file cannot be scored; the message names the file, line and field, and the fix."""
 
 
+def _rid(row: Any) -> Any:
+    return row.get("id") if isinstance(row, dict) else None
+
+
 def read_answer_rows(path: str | os.PathLike) -> tuple[list[Any], list[str]]:
-    """Rows of an answers file and, for each, where it is ("line 7" in JSONL, "record 7" in a JSON array)."""
+    """Rows of an answers file and, for each, where it is: ``"record 6 (id 'a')"`` in a JSON array,
+    ``"line 7 (record 6, id 'a')"`` in JSONL. Records are numbered from 0 as everywhere else in lamm;
+    lines from 1, as editors show them."""
     p = Path(path)
     rows = read_json_or_jsonl(p)
-    text = p.read_text(encoding="utf-8")
+    text = read_text_utf8(p)
     if text.lstrip().startswith("["):
-        return rows, [f"record {i + 1}" for i in range(len(rows))]
-    lines = [n for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
-    return rows, [f"line {n}" for n in lines]
+        return rows, [f"record {i} (id {_rid(row)!r})" for i, row in enumerate(rows)]
+    lines = [n for n, line in jsonl_lines(text) if line.strip()]
+    return rows, [f"line {n} (record {i}, id {_rid(row)!r})" for i, (n, row) in enumerate(zip(lines, rows))]
 
 
 def split_answers(rows: Sequence[Any], where: Sequence[str], source: str) -> tuple[list[Any], list[dict]]:
@@ -44,7 +51,7 @@ def split_answers(rows: Sequence[Any], where: Sequence[str], source: str) -> tup
                                f"got {type(row).__name__}")
         if "answer" not in row:
             raise ScoringError(f"{source}: {loc}: missing field 'answer' (each line is a benchmark record plus "
-                               f"the model's 'answer'); id {row.get('id')!r}")
+                               "the model's 'answer')")
         answers.append(row["answer"])
         records.append({k: v for k, v in row.items() if k != "answer"})
     return answers, records

@@ -65,6 +65,10 @@ def run(
     console.print(f"[bold]{r['recipe']}[/] on {r['model']}: {r['headline']} = [bold]{score}[/]{ci_s}  "
                   f"(n={r['n']}, unparsed={r['unparsed']}, generated={outcome.n_generated}, "
                   f"cached={outcome.n_cached})", highlight=False)
+    if outcome.n_stale:
+        console.print(f"[yellow]{outcome.n_stale} cached answer(s) were for different question/media content "
+                      "under the same sample ids and were regenerated (run_info.json: stale_regenerated)[/]",
+                      highlight=False)
     console.print(f"wrote {outcome.out_dir}/results.json, answers.jsonl, report.md", highlight=False)
 
 

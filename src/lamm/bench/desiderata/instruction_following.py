@@ -49,6 +49,7 @@ from typing import Any
 
 from lamm.bench.options import split_options
 from lamm.bench.scenarios.base import RecordScenario, Sample, Scenario, ScenarioError
+from lamm.fileio import jsonl_lines, read_text_utf8
 
 _NUMBER_WORDS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
                  "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty")
@@ -213,7 +214,7 @@ def run_choices(run_dir: str | os.PathLike) -> dict[str, int | None]:
     instruction-following run); a row whose ``parsed`` is not an index or null raises, naming the line."""
     path = Path(run_dir) / "answers.jsonl" if Path(run_dir).is_dir() else Path(run_dir)
     out: dict[str, int | None] = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for n, line in jsonl_lines(read_text_utf8(path)):  # "\n" only: answers may hold U+2028
         if not line.strip():
             continue
         row = json.loads(line)

@@ -55,6 +55,7 @@ from lamm.bench.metrics.synonyms import aliases, label_key
 from lamm.bench.scenarios.base import stable_hash
 from lamm.config import Config
 from lamm.data.sources.base import norm_label
+from lamm.fileio import read_text_utf8
 
 STRATEGIES = ("random", "popular", "adversarial")
 QUERY = "Is there a {name} in the image?"
@@ -331,7 +332,7 @@ def read_pope_input(path: str | os.PathLike, image_prefix: str = "") -> tuple[Li
         raise FileNotFoundError(f"{p}: no such file (expected a POPE benchmark file or a COCO instances JSON)")
     if p.suffix != ".jsonl":
         try:
-            data = json.loads(p.read_text(encoding="utf-8"))
+            data = json.loads(read_text_utf8(p))
         except json.JSONDecodeError:
             data = None  # JSONL under a .json name, or broken JSON: read_pope_file names the line
         if isinstance(data, dict) and "annotations" in data:

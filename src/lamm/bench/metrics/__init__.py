@@ -19,7 +19,7 @@ ocr                    word_recall                                 word_recall  
 keypoints              pck                                         pck                  LSP
 locating               accuracy, lamm_accuracy                     accuracy             Locating-*
 detection3d            map25, map50, ar25, ar50, lamm_recall50     map25                ScanNet
-grounding3d            acc25, acc50                                acc50                ScanRefer
+grounding3d            acc25, acc50 (+ _unique, _multiple)         acc50                ScanRefer
 instruction_following  match_rate, label_rate, unparsed (a count)  match_rate           multiple choice + verbalizer
 pope                   f1, accuracy, precision, recall, yes_ratio  f1                   POPE, Synth-POPE
 =====================  ==========================================  ===================  =====================

@@ -31,8 +31,9 @@ from lamm.bench.metrics.multiple_choice import MultipleChoiceMetric
 _TOKEN_RE = re.compile(r"[^\W_]+|\S")
 
 _OPEN_CLOSE = {"(": ")", "[": "]", "{": "}", "<": ">", "*": "*", '"': '"', "'": "'", "`": "`", "“": "”"}
-#: words between "answer" / "option" and the label ("the answer would be: (2)")
-_FILLERS = frozenset({"is", "would", "be", "will", "should", ":", "：", "-", "=", "—"})
+#: words between "answer" / "option" and the label ("the answer would be: (2)"), Markdown marks included
+#: ("**Answer:** B"); a filler that is one of the question's labels is read as the label
+_FILLERS = frozenset({"is", "would", "be", "will", "should", ":", "：", "-", "=", "—", "*", "_", "`"})
 _ANSWER_WORDS = frozenset({"answer"})
 _OPTION_WORDS = frozenset({"option", "label", "choice"})
 #: what may follow a label that opens the answer ("2.", "II)", "@: attract", "**B**")

@@ -4,8 +4,11 @@ The answer's points ``[x, y]`` are read in 0–1 image coordinates; "inside" is 
 The record's ground-truth field decides the rule:
 
 * ``object`` (VOC2012): ``[{label, bbox: [x1, y1, x2, y2] in 0–1}]``. Scored **per object**: an object
-  is located when some parsed point lies inside its box *and* its class (or a synonym) is named in the
-  answer or in the record's ``query``. Accuracy pools objects over images (LAMM's rule; both metrics).
+  is located when some parsed point lies inside its box *and* its class (or a synonym) is named. For
+  ``accuracy`` the class may be named in the answer **or** in the record's ``query`` (a question such as
+  "Where is the horse?" has already named it; a bare "[0.5, 0.6]" answers it). ``lamm_accuracy`` is
+  LAMM's rule (ChEF ``InsideBbox``: ``classification_acc(label, answer)``): the class must be named in
+  the **answer**. Both pool objects over images.
 * ``gt_joints`` (LSP): 14 ``[x, y, ...]`` in pixels; the target box spans all 14 joints; points are
   scaled by ``record["image_size"] = (w, h)``. One target per image.
 * ``points`` (FSC147): either boxes ``[x1, y1, x2, y2]`` (a point inside any box is correct) or dot
@@ -91,15 +94,18 @@ class LocatingMetric(PerSampleFamily):
             if not isinstance(objs, list) or not all(isinstance(o, dict) and "bbox" in o for o in objs):
                 raise RecordError(index, record, "object", "expected a list of {label, bbox}")
             named = set(parsed.get("named", [])) if parsed else set()
-            hits = 0
+            hits = lamm_hits = 0
             for o in objs:
                 if not _numbers(o["bbox"]) or len(o["bbox"]) != 4:
                     raise RecordError(index, record, "object", f"bbox must be 4 numbers, got {o['bbox']!r}")
                 label = str(o.get("label", ""))
-                class_ok = label in named or self._named(label, record.get("query"))
-                hits += bool(class_ok and any(_inside(p, o["bbox"]) for p in pts))
-            ratio = (float(hits), float(len(objs)))
-            return {"accuracy": ratio, "lamm_accuracy": ratio}
+                if not any(_inside(p, o["bbox"]) for p in pts):
+                    continue
+                in_answer = label in named
+                lamm_hits += in_answer
+                hits += in_answer or self._named(label, record.get("query"))
+            n_obj = float(len(objs))
+            return {"accuracy": (float(hits), n_obj), "lamm_accuracy": (float(lamm_hits), n_obj)}
         boxes = self._target_boxes(index, record, kind)
         first = bool(pts) and any(_inside(pts[0], b) for b in boxes)
         anyp = any(_inside(p, b) for p in pts for b in boxes)

@@ -1,9 +1,9 @@
 """Multiple-choice VQA (ScienceQA, AI2D, ScanQA): ``accuracy`` (percent) and ``unparsed`` (a count).
 
 Records carry ``gt_choice`` (0-based index) and ``gt_choices`` (option texts, up to six: A–F). The option
-is read by ``lamm.bench.parsers.parse_option`` ("The answer is (X)", "ANSWER: X", "(X)", "option X", a bare
-letter, then a unique option text); all six letters are read (ChEF lost option F). An unread answer is
-wrong and counted in ``unparsed``.
+is read by ``lamm.bench.parsers.parse_option`` (Markdown marks dropped; "The answer is (X)" / "[X]" /
+"ANSWER: X", "The correct option is X", "Answer - X", "(X)", a leading letter, then a unique option text);
+all six letters are read (ChEF lost option F). An unread answer is wrong and counted in ``unparsed``.
 
 >>> recs = [{"gt_choice": 5, "gt_choices": list("abcdef")}, {"gt_choice": 0, "gt_choices": ["yes", "no"]}]
 >>> r = MULTIPLE_CHOICE.evaluate(["The answer is (F)", "Hmm."], recs, ci=False)

@@ -120,9 +120,21 @@ HAIR_COLOURS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: other spellings of a class name in files in the wild → the key of the class (after the steps of
+#: :func:`label_key`). VoteNet, mmdet3d and 3DETR spell ScanNet's "shower curtain" "showercurtrain".
+KEY_SPELLINGS: dict[str, str] = {"showercurtrain": "showercurtain"}
+
+
 def label_key(label: str) -> str:
-    """Table key of a label: lower-case, without spaces, ``_`` and ``-`` ("Dining_table" → "diningtable")."""
-    return re.sub(r"[\s_\-]+", "", str(label).lower())
+    """Table key of a label: lower-case, without spaces, ``_`` and ``-`` ("Dining_table" → "diningtable"),
+    with known misspellings mapped to their class (:data:`KEY_SPELLINGS`), so two labels of one class
+    compare equal.
+
+    >>> label_key("Dining_table"), label_key("showercurtrain") == label_key("shower curtain")
+    ('diningtable', True)
+    """
+    key = re.sub(r"[\s_\-]+", "", str(label).lower())
+    return KEY_SPELLINGS.get(key, key)
 
 
 def _spaced(s: str) -> str:
