@@ -138,3 +138,18 @@ def test_training_flops_counts_matrices_by_hand():
     llm.requires_grad_(True)  # the full stage: every matrix trains
     f = training_flops(llm)
     assert (f.per_token, f.per_supervised) == (6 * 5120, 6 * 800)
+
+
+def test_meter_resume_drops_a_cut_last_line_and_later_steps(tmp_path):
+    """A kill while a step's row was being appended leaves half a line; resuming from the step-2
+    checkpoint keeps rows 1–2 and drops the rest, the cut line included."""
+    from lamm.train.meter import Meter, StepFlops
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "loss": 1.5}\n{"step": 3, "loss": 1.2}\n{"step": 4, "lo',
+                    encoding="utf-8")
+    Meter(tmp_path, 10, 2, StepFlops(1.0, 1.0), 1, torch.device("cpu"), "fp32", None, progress=False)
+    assert [json.loads(x)["step"] for x in path.read_text().splitlines()] == [1, 2]
+    path.write_text('{"step": 1}\n{"ste\n{"step": 2}\n', encoding="utf-8")  # damage inside: not guessed
+    with pytest.raises(ValueError, match="line 2 is not valid JSON"):
+        Meter(tmp_path, 10, 2, StepFlops(1.0, 1.0), 1, torch.device("cpu"), "fp32", None, progress=False)

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lamm.fileio import append_jsonl, write_jsonl_atomic
+from lamm.fileio import append_jsonl, jsonl_lines, write_jsonl_atomic
 
 # Dense peak FLOP/s of one device: (bf16/fp16 tensor cores, fp32 without TF32). Sources: vendor
 # datasheets (SXM parts). Matched by substring of torch.cuda.get_device_name(), first hit wins.
@@ -142,7 +142,15 @@ class Meter:
         assert self.path is not None
         if not self.path.exists():
             return
-        rows = [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        lines = [line for _, line in jsonl_lines(self.path.read_text(encoding="utf-8")) if line.strip()]
+        rows = []
+        for i, line in enumerate(lines):
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                if i < len(lines) - 1:
+                    raise ValueError(f"{self.path}: line {i + 1} is not valid JSON; fix or delete that line") from None
+                # the last line was cut by the kill that ended the run: its step is after the checkpoint anyway
         write_jsonl_atomic(self.path, [r for r in rows if r.get("step", 0) <= step])
 
     def log_step(self, step: int, *, loss: float, lr: float, grad_norm: float | None, samples: int, tokens: int,
