@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from lamm.cli.data_build import register
 from lamm.config import ConfigError, config_from_dict
-from lamm.data.build import BuildConfig, BuildError, build, load_build_config
+from lamm.data.build import BuildConfig, BuildError, build, describe_result, load_build_config
 from lamm.data.quality import media_key
 from lamm.data.records import read_records, validate_file
 
@@ -216,3 +216,170 @@ def test_build_errors(synth, tmp_path):
     ):
         build(_cfg(synth, tmp_path / "e", vision_root=str(tmp_path)))
     assert not (tmp_path / "e" / "train.json").exists()
+
+
+def _labels_cfg(tmp_path: Path, labels: dict, out: Path, **extra) -> BuildConfig:
+    (tmp_path / "labels.json").write_text(json.dumps(labels))
+    data = {
+        "out_dir": str(out),
+        "check_media": False,
+        "sources": {"l": {"type": "label_list", "args": {"path": str(tmp_path / "labels.json")}}},
+        "tasks": [{"builder": "classification", "source": "l"}],
+    }
+    data.update(extra)
+    return config_from_dict(BuildConfig, data)
+
+
+def test_rebuild_removes_the_previous_builds_stale_split_files_only(tmp_path):
+    out = tmp_path / "out"
+    labels = {f"img{i}.jpg": ["cat", "dog"][i % 2] for i in range(40)}
+    first = build(_labels_cfg(tmp_path, labels, out, split={"fractions": {"train": 0.5, "val": 0.5}}))
+    assert set(first.files) == {"train", "val"} and first.report["files"] == first.files
+    (out / "notes.json").write_text("{}")  # not written by a build: never touched
+    (out / "test.json").write_text("[]")  # not listed by the previous report: never touched
+    res = build(_labels_cfg(tmp_path, labels, out, split={"fractions": {"train": 1.0}}))
+    assert res.files == {"train": "train.json"}
+    assert not (out / "val.json").exists()  # would leak half the images beside the new train.json
+    assert (out / "notes.json").exists() and (out / "test.json").exists()
+    assert res.report["removed_stale_files"] == ["val.json"]
+    assert json.loads((out / "build_report.json").read_text())["removed_stale_files"] == ["val.json"]
+    assert "val.json" in describe_result(res)
+    # a report written before it listed its files: its validated split names are used
+    build(_labels_cfg(tmp_path, labels, out, split={"fractions": {"train": 0.5, "val": 0.5}}))
+    report = json.loads((out / "build_report.json").read_text())
+    del report["files"]
+    (out / "build_report.json").write_text(json.dumps(report))
+    res = build(_labels_cfg(tmp_path, labels, out, split={"fractions": {"train": 1.0}}))
+    assert res.report["removed_stale_files"] == ["val.json"] and not (out / "val.json").exists()
+    # switching to JSONL: the previous train.json is stale too
+    res = build(_labels_cfg(tmp_path, labels, out, output_format="jsonl"))
+    assert res.report["removed_stale_files"] == ["train.json"] and (out / "train.jsonl").exists()
+
+
+def test_record_ids_of_similar_names_differ_and_duplicate_ids_name_their_makers(tmp_path):
+    labels = {"dog (1).jpg": "dog", "dog-1.jpg": "dog", "cat.jpg": "cat"}
+    res = build(_labels_cfg(tmp_path, labels, tmp_path / "a"))
+    assert res.stats["total"]["records"] == 3
+    ids = [r["id"] for r in read_records(tmp_path / "a" / "train.json")]
+    assert len(set(ids)) == 3 and "labels_cat_classification" in ids
+    # two sources with one dataset name and the same ids: the error names both tasks and sources
+    cfg = _labels_cfg(tmp_path, labels, tmp_path / "b")
+    cfg = config_from_dict(
+        BuildConfig,
+        {
+            **cfg.model_dump(mode="json"),
+            "sources": {s: cfg.sources["l"].model_dump(mode="json") for s in ("l", "m")},
+            "tasks": [
+                {"builder": "classification", "source": "l"},
+                {"builder": "classification", "source": "m", "name": "classification"},
+            ],
+        },
+    )
+    with pytest.raises(
+        BuildError,
+        match=r"made twice .*by task 'classification' \(source 'l', record labels:dog \(1\)\) and by "
+        r"task 'classification' \(source 'm', record labels:dog \(1\)\)\): two sources .*distinct 'dataset'",
+    ):
+        build(cfg)
+
+
+def test_crowd_images_are_not_applicable_for_all_object_detection(tmp_path):
+    inst = {
+        "images": [{"id": i, "file_name": f"{i}.jpg", "width": 100, "height": 100} for i in (1, 2)],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [5, 5, 10, 30], "iscrowd": 0},
+            {"id": 2, "image_id": 1, "category_id": 1, "bbox": [20, 5, 70, 60], "iscrowd": 1},
+            {"id": 3, "image_id": 2, "category_id": 1, "bbox": [5, 5, 10, 30], "iscrowd": 0},
+        ],
+        "categories": [{"id": 1, "name": "person"}],
+    }
+    (tmp_path / "inst.json").write_text(json.dumps(inst))
+    cfg = config_from_dict(
+        BuildConfig,
+        {
+            "out_dir": str(tmp_path / "o"),
+            "check_media": False,
+            "sources": {"c": {"type": "coco", "args": {"instances": str(tmp_path / "inst.json")}}},
+            "tasks": [{"builder": "detection", "source": "c", "params": {"mode": "all"}}],
+        },
+    )
+    res = build(cfg)
+    assert res.report["tasks"]["detection"]["not_applicable"] == 1
+    assert [r["src_id"] for r in read_records(tmp_path / "o" / "train.json")] == ["2"]
+
+
+def test_generation_resume_takes_paths_from_the_current_source_and_redoes_changed_context(tmp_path):
+    inst = {
+        "images": [{"id": i, "file_name": f"{i}.jpg", "width": 100, "height": 100} for i in (1, 2)],
+        "annotations": [{"id": i, "image_id": i, "category_id": 1, "bbox": [10, 10, 30, 30]} for i in (1, 2)],
+        "categories": [{"id": 1, "name": "cat"}],
+    }
+    (tmp_path / "inst.json").write_text(json.dumps(inst))
+    reply = json.dumps(
+        {
+            "description": " ".join(["A small grey cat sits quietly on the wooden floor near the door"] * 3)
+            + "."
+        }
+    )
+
+    def cfg(prefix: str) -> BuildConfig:
+        return config_from_dict(
+            BuildConfig,
+            {
+                "out_dir": str(tmp_path / "o"),
+                "check_media": False,
+                "sources": {
+                    "coco": {
+                        "type": "coco",
+                        "args": {"instances": str(tmp_path / "inst.json"), "image_prefix": prefix},
+                    }
+                },
+                "generate": [
+                    {
+                        "name": "c3",
+                        "kind": "description",
+                        "source": "coco",
+                        "engine": f"dummy:constant={reply}",
+                        "retry_wait": 0,
+                    }
+                ],
+                "quality": {"near_dedup": False, "exact_dedup": False},
+            },
+        )
+
+    build(cfg("WRONG_images"))
+    res = build(cfg("coco_images"))  # the user fixes the prefix and reruns
+    recs = read_records(tmp_path / "o" / "train.json")
+    assert sorted(r["image"] for r in recs) == ["coco_images/1.jpg", "coco_images/2.jpg"]
+    g = res.report["generation"]["c3"]
+    assert (g["already_done"], g["regenerated"], g["generated"]) == (2, 0, 0)  # paths only: nothing redone
+    # the annotations change (a box moves): that record's context differs and it is generated again
+    inst["annotations"][1]["bbox"] = [50, 50, 30, 30]
+    (tmp_path / "inst.json").write_text(json.dumps(inst))
+    g = build(cfg("coco_images")).report["generation"]["c3"]
+    assert (g["already_done"], g["regenerated"], g["generated"]) == (1, 1, 1)
+    again = build(cfg("coco_images")).report["generation"]["c3"]  # the regenerated line now wins
+    assert (again["already_done"], again["regenerated"], again["generated"]) == (2, 0, 0)
+
+
+def test_stats_keep_files_that_share_a_stem(tmp_path):
+    from lamm.data.stats import split_names, stats_for_files
+
+    rec = {
+        "image": "x.jpg",
+        "task_type": "classification",
+        "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a cat"}],
+    }
+    for d, n in (("a", 3), ("b", 1)):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "train.json").write_text(json.dumps([{**rec, "id": f"{d}{i}"} for i in range(n)]))
+    files = [tmp_path / "a" / "train.json", tmp_path / "b" / "train.json"]
+    st = stats_for_files(files)
+    assert list(st["splits"]) == ["a/train.json", "b/train.json"] and st["total"]["records"] == 4
+    assert split_names([tmp_path / "a" / "train.json", tmp_path / "a" / "val.json"]) == ["train", "val"]
+    card_md = tmp_path / "card.md"
+    res = CliRunner().invoke(cli(), ["stats", *map(str, files), "--json", "--card", str(card_md)])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["total"]["records"] == 4
+    card = card_md.read_text()
+    assert "a/train.json" in card and "b/train.json" in card

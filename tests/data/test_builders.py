@@ -17,7 +17,8 @@ from lamm.data.builders import (
     run_builder,
     stable_int,
 )
-from lamm.data.builders.base import fmt_box, plural
+from lamm.data.builders.base import fmt_box, plural, record_id
+from lamm.data.builders.inflect import singular
 from lamm.data.builders.templates import bundled_template_names, parse_templates
 from lamm.data.records import validate_records
 
@@ -138,7 +139,7 @@ def test_provenance_and_determinism():
     r = a[0]
     assert r["id"] == "toy_7_detection" and r["image"] == "toy/7.png" and r["task_type"] == "detection"
     assert (
-        r["src_dataset"] == "toy" and r["src_id"] == "7" and r["builder"] == "detection@1" and r["seed"] == 3
+        r["src_dataset"] == "toy" and r["src_id"] == "7" and r["builder"] == "detection@2" and r["seed"] == 3
     )
     assert re.fullmatch(r"det\.q\.\w+\+det\.a[\w.]*", r["template_id"])
     # the generator is keyed by a stable hash, never Python's salted hash(): fixed across processes
@@ -208,6 +209,80 @@ def test_counting_equals_number_of_objects():
     crowd = {**IMG, "crowd_labels": ["dog", "frisbee", "person"]}
     assert run_builder("counting", crowd) == []  # unknown counts are never asked
     assert qa(run_builder("counting", {**IMG, "counts": {"sea shell": 36}})[0])[1].count("36") == 1
+
+
+def test_counting_reads_the_datasets_own_plural():
+    # FSC147 records (see the fsc147 source): singular label, the given plural in "plurals"
+    rec = {"src_dataset": "fsc147", "src_id": "2", "image": "2.jpg", "counts": {"sea shell": 36},
+           "plurals": {"sea shell": "sea shells"}}
+    pairs = [qa(r) for seed in range(12) for r in run_builder("counting", rec, seed=seed)]
+    assert pairs and all("sea shells" in q for q, _ in pairs)  # every question names the plural
+    assert not any("shellses" in q + a for q, a in pairs)
+    one = {**rec, "counts": {"sea shell": 1}}
+    answers = [qa(r)[1] for seed in range(12) for r in run_builder("counting", one, seed=seed)]
+    assert "There is 1 sea shell in the image." in answers or "I count 1 sea shell." in answers
+    deer = {**rec, "counts": {"deer": 7}, "plurals": {"deer": "deers"}}
+    assert "deers" in qa(run_builder("counting", deer)[0])[0]
+    assert [singular(w) for w in ("sea shells", "apples", "strawberries", "boxes", "people", "brick")] == [
+        "sea shell", "apple", "strawberry", "box", "person", "brick"
+    ]
+
+
+def test_detection_never_asks_for_complete_lists_of_crowds():
+    crowd = {**IMG, "crowd_labels": ["dog"]}
+    assert run_builder("detection", crowd, params={"mode": "all"}) == []  # not applicable
+    asked = Counter()
+    for seed in range(30):
+        for mode in ("class", "mixed"):
+            for r in run_builder("detection", crowd, seed=seed, params={"mode": mode}):
+                q, a = qa(r)
+                assert r["template_id"].startswith("det.q.cls")  # never "all the objects"
+                assert "dog" not in q and "dog" not in a
+                asked[next(lbl for lbl in ("frisbee", "person") if lbl in q or plural(lbl) in q)] += 1
+    assert set(asked) == {"frisbee", "person"}
+    every = {**IMG, "crowd_labels": ["dog", "frisbee", "person"]}
+    assert run_builder("detection", every, params={"mode": "class"}) == []
+    assert run_builder("detection", every, params={"mode": "mixed"}) == []
+
+
+UNNAMED_SCENE = {
+    **SCENE,
+    "objects": [*SCENE["objects"], {"object_id": 9, "label": None, "unnamed": True,
+                                    "bbox": [2.0, 1.0, 0.4, 1.2, 0.8, 0.7]}],
+}
+
+
+def test_unnamed_objects_are_never_printed():
+    for mode in ("all", "class", "mixed"):
+        assert run_builder("detection3d", UNNAMED_SCENE, params={"mode": mode}) == []
+    assert run_builder("visual_grounding3d", UNNAMED_SCENE, params={"sources": ["generated"]}) == []
+    assert run_builder("vqa3d", UNNAMED_SCENE, params={"sources": ["attributes"]}) == []
+    for seed in range(12):
+        # default sources: referrals + generated
+        for r in run_builder("visual_grounding3d", UNNAMED_SCENE, seed=seed):
+            q, a = qa(r)
+            assert r["template_id"].startswith("vg3d.q.ref") and "None" not in q + a
+            assert boxes(a) == [[0.3, 0.2, 0.38, 1.4, 0.8, 0.76]]  # the referred table
+        for r in run_builder("vqa3d", UNNAMED_SCENE, seed=seed):
+            assert "a lamp" in qa(r)[0]  # only the scene's own question
+    nameless = {**SCENE, "objects": [{**SCENE["objects"][0], "label": None}]}
+    with pytest.raises(BuilderError, match=r"objects\[0\]\.label: must be a non-empty string"):
+        run_builder("detection3d", nameless)
+
+
+def test_vqa_distractors_given_as_a_string_are_an_error():
+    rec = {**IMG, "qa": [{"question": "What color is the car?", "answer": "blue", "distractors": "green"}]}
+    with pytest.raises(BuilderError, match=r"toy:7: builder 'vqa': qa\[0\]\.distractors: must be a list"):
+        run_builder("vqa", rec, params={"sources": ["qa"]})
+
+
+def test_record_ids_keep_names_that_differ_in_unsafe_characters_apart():
+    assert record_id("toy", "7", "detection") == "toy_7_detection"  # clean ids are unchanged
+    ids = {record_id("labels", s, "classification") for s in ("dog (1)", "dog-1", "dog_1", "dog 1", "dog/1")}
+    assert len(ids) == 5 and all(re.fullmatch(r"[A-Za-z0-9_.\-]+", i) for i in ids)
+    assert record_id("l", "dog (1)", "classification") == record_id("l", "dog (1)", "classification")
+    made = [run_builder("classification", {**IMG, "src_id": s})[0]["id"] for s in ("dog (1)", "dog-1")]
+    assert made[0] != made[1]
 
 
 def test_keypoints_use_labelled_points_only():

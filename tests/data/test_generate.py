@@ -305,7 +305,12 @@ def test_generator_in_process_retries_accounting_and_threshold(tmp_path):
     r = recs[0]
     assert r["task_type"] == "description" and r["conversations"][0]["from"] == "human"
     assert r["builder"] == "generate.description@1.0" and r["template_id"].startswith(pack.ref + ":c3.q")
-    assert r["seed"] == 5 and r["generator"] == {"model": "script", "attempts": 1}
+    assert r["seed"] == 5 and r["generator"] == {
+        "model": "script",
+        "attempts": 1,
+        "context_sha256": jobs[0].context_sha256,
+    }
+    assert len(jobs[0].context_sha256) == 64
     assert validate_records(recs, check_media=False).ok
     s = gen.summary
     # key 2 fails inside a batch of two, is retried alone (fails again: one counted error), then succeeds
@@ -326,6 +331,53 @@ def test_generator_in_process_retries_accounting_and_threshold(tmp_path):
     assert sum(fixed.calls.values()) == 1  # only the failed record is asked again
     with pytest.raises(GenerationError, match="made with prompt pack .* but this run uses .* seed 6"):
         Generator(fixed, pack, job(kind="description"), seed=6).run(jobs, tmp_path / "c3b.jsonl")
+
+
+class ShortEngine(ScriptEngine):
+    """A broken backend: answers a batch with one reply too few."""
+
+    def generate(self, requests, progress=None):
+        return super().generate(requests, progress)[:-1]
+
+
+def test_a_backend_returning_fewer_replies_than_requests_is_an_error(tmp_path):
+    pack = load_pack("c1_conversation")
+    jobs, _ = plan_jobs(source_records(4), pack, seed=0)
+    eng = ShortEngine(lambda k, n: dialogue(k))
+    with pytest.raises(
+        GenerationError, match=r"backend 'script' \(ShortEngine\) returned 1 replies for 2 requests"
+    ):
+        Generator(eng, pack, job(batch_size=2, concurrency=1), seed=0).run(jobs, tmp_path / "c1.jsonl")
+
+
+def test_resume_keeps_generated_turns_but_takes_media_and_provenance_from_the_current_record(tmp_path):
+    pack = load_pack("c3_description")
+    text = (
+        "The picture shows a brown dog running across a green park towards a small ball that lies near "
+        "the right edge, with trees far behind."
+    )
+    eng = ScriptEngine(lambda k, n: json.dumps({"description": text}))
+    out = tmp_path / "c3.jsonl"
+    jobs, _ = plan_jobs(source_records(3), pack, seed=0)
+    first = Generator(eng, pack, job(kind="description"), seed=0).run(jobs, out)
+    assert all(len(r["generator"]["context_sha256"]) == 64 for r in first)
+    moved = [{**r, "image": "fixed/" + r["image"]} for r in source_records(3)]
+    jobs, _ = plan_jobs(moved, pack, seed=0)
+    gen = Generator(eng, pack, job(kind="description"), seed=0)
+    again = gen.run(jobs, out)
+    assert [r["image"] for r in again] == [f"fixed/coco_images/{i:012d}.jpg" for i in range(3)]
+    assert [r["conversations"] for r in again] == [r["conversations"] for r in first]
+    assert (gen.summary.already_done, gen.summary.regenerated, gen.summary.generated) == (3, 0, 0)
+    assert sum(eng.calls.values()) == 3  # nothing was asked again
+    # record 1's annotations changed: its context differs, so it is generated again (and counted)
+    changed = [dict(r) for r in moved]
+    changed[1]["objects"] = [{"label": "cat", "bbox": [0.1, 0.1, 0.3, 0.3]}]
+    jobs, _ = plan_jobs(changed, pack, seed=0)
+    gen = Generator(eng, pack, job(kind="description"), seed=0)
+    third = gen.run(jobs, out)
+    assert (gen.summary.already_done, gen.summary.regenerated, gen.summary.generated) == (2, 1, 1)
+    assert eng.calls["1"] == 2 and third[1]["generator"]["context_sha256"] == jobs[1].context_sha256
+    assert read_done(out)["coco2017_1_description"]["generator"]["context_sha256"] == jobs[1].context_sha256
 
 
 # ------------------------------------------------------------------------------------------------ HTTP

@@ -89,6 +89,48 @@ def test_count_claims_read_only_explicit_statements():
     assert contradiction(rec("x", "There are 3 people."), {"objects": [], "crowd_labels": ["person"]}) is None
 
 
+def test_refusals_match_whole_words_in_the_filter_and_the_generator():
+    import json
+
+    from lamm.data.generate import InvalidOutput, load_pack, parse_reply
+    from lamm.data.generate import validate as gen_validate
+    from lamm.data.quality import REFUSAL_RE, find_refusal
+
+    innocent = [
+        "The room has an air conditioner mounted above the window and a sofa below it.",
+        "A large jet is parked at the gate; the building behind it was an airport terminal.",
+        "The plane is painted white, with a blue stripe, such as an airline would use.",
+    ]
+    refusing = ["As an AI, I cannot see images.", "I\u2019m sorry, but that is not visible here."]
+    cfg = QualityConfig(min_answer_words=2)
+    kept, dropped = filter_records([rec(f"r{i}", t) for i, t in enumerate(innocent + refusing)], cfg)
+    assert [r["id"] for r in kept] == ["r0", "r1", "r2"]
+    assert [why for _, why in dropped] == ["refusal: 'as an ai'", 'refusal: "i\'m sorry"']
+    # one compiled pattern, shared: the generation validator uses the same function
+    assert gen_validate.find_refusal is find_refusal and REFUSAL_RE.search("was an airport") is None
+    pack = load_pack("c3_description")
+    pad = " " + " ".join(["The scene is calm and bright with soft light everywhere."] * 2)
+    for t in innocent:
+        parse_reply(json.dumps({"description": t + pad}), pack)
+    with pytest.raises(InvalidOutput, match="refusal phrase 'as an ai'"):
+        parse_reply(json.dumps({"description": refusing[0] + pad}), pack)
+
+
+def test_count_claims_accept_the_datasets_own_plural():
+    # FSC147-style source record: singular label, the dataset's plural kept beside it
+    src = {"counts": {"deer": 7}, "plurals": {"deer": "deers"}}
+    assert contradiction(rec("x", "There are 9 deers in the picture."), src)
+    assert contradiction(rec("x", "There are 7 deers in the picture."), src) is None
+    # objects of unknown class: a stated count cannot be checked
+    unnamed = {
+        "objects": [
+            {"label": "chair", "bbox": [0, 0, 0, 1, 1, 1]},
+            {"label": None, "unnamed": True, "bbox": [1, 1, 0, 1, 1, 1]},
+        ]
+    }
+    assert contradiction(rec("x", "There are 2 chairs in the room."), unnamed) is None
+
+
 def test_exact_dedup_is_per_media_and_task():
     recs = [
         rec("a", "A cat."),

@@ -140,3 +140,15 @@ def test_cli_validate_default_root_is_file_folder(root):
     write_records(sub / "local.json", [good(id="1", image="ok.png")])
     res = CliRunner().invoke(app, ["data", "validate", str(sub / "local.json")])
     assert res.exit_code == 0, res.output
+
+
+def test_cli_validate_prints_messages_verbatim_not_as_markup(tmp_path):
+    # "[x1, y1, x2, y2]" was eaten as a style tag and "[/...]" crashed the printer (a closing tag)
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps([{"id": "a[/b]", "image": "x.jpg", "query": "q?",
+                                  "object": [{"label": "cat", "bbox": [0.1, 0.2]}]}]))
+    res = CliRunner().invoke(app, ["data", "validate", str(bench), "--no-media"])
+    assert res.exit_code == 1 and isinstance(res.exception, (SystemExit, type(None))), res.output  # no crash
+    flat = " ".join(res.output.split())
+    assert "expected 4 numbers [x1, y1, x2, y2], got [0.1, 0.2]" in flat, res.output
+    assert "id='a[/b]'" in flat and "[error]" in flat

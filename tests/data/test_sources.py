@@ -4,6 +4,7 @@ name the file, the entry and the field."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -109,8 +110,11 @@ def test_coco(tmp_path):
     ]
     assert b["objects"] == [] and "crowd_labels" not in b
     assert load_source("coco", instances=str(f["instances"]), require_objects=True)[0]["src_id"] == "1"
-    # the detection builder's boxes go back to the pixel boxes within rounding
-    det = run_builder("detection", a, params={"mode": "all"})[0]["conversations"][1]["value"]
+    # the detection builder's boxes go back to the pixel boxes within rounding (without the crowd region:
+    # with it, "all the objects" cannot be answered and the image is not applicable)
+    assert run_builder("detection", a, params={"mode": "all"}) == []
+    no_crowd = {k: v for k, v in a.items() if k != "crowd_labels"}
+    det = run_builder("detection", no_crowd, params={"mode": "all"})[0]["conversations"][1]["value"]
     assert "[0.10, 0.10, 0.50, 0.50]" in det and "[0.50, 0.00, 0.75, 1.00]" in det
     bad = json.loads(f["instances"].read_text())
     bad["annotations"][0]["category_id"] = 99
@@ -160,7 +164,9 @@ def test_counting_sources(tmp_path):
         splits=str(splits),
         split="train",
     )
-    assert len(recs) == 1 and recs[0]["counts"] == {"sea shells": 36}
+    # FSC147 names are plurals: the label is the singular, the given plural is kept for the templates
+    assert len(recs) == 1 and recs[0]["counts"] == {"sea shell": 36}
+    assert recs[0]["plurals"] == {"sea shell": "sea shells"}
     gen = dump(
         tmp_path / "c.json",
         [
@@ -332,6 +338,178 @@ def test_object_and_scene_sources(tmp_path):
         and "brown" not in q1["distractors"]
     )
     assert load_source("scanqa", path=str(qa)) == recs  # distractors are seeded
+
+
+def test_fsc147_labels_are_singular_and_counting_reads_naturally(tmp_path):
+    ann = dump(
+        tmp_path / "ann.json",
+        {f"{i}.jpg": {"points": [[1, 2]] * n} for i, n in ((2, 36), (3, 5), (4, 12), (5, 9))},
+    )
+    (tmp_path / "ImageClasses_FSC147.txt").write_text(
+        "2.jpg\tsea shells\n3.jpg\tapples\n4.jpg\tglasses\n5.jpg\tbrick\n"
+    )
+    recs = load_source("fsc147", annotations=str(ann), classes=str(tmp_path / "ImageClasses_FSC147.txt"))
+    assert [r["counts"] for r in recs] == [{"sea shell": 36}, {"apple": 5}, {"glasses": 12}, {"brick": 9}]
+    assert [r.get("plurals") for r in recs] == [
+        {"sea shell": "sea shells"},
+        {"apple": "apples"},
+        {"glasses": "glasses"},
+        None,
+    ]
+    want = {"2": "sea shells", "3": "apples", "4": "glasses", "5": "bricks"}
+    for r in recs:
+        for seed in range(6):
+            q, a = (t["value"] for t in run_builder("counting", r, seed=seed)[0]["conversations"])
+            assert want[r["src_id"]] in q, q
+            assert not re.search(r"\w+ses\b", (q + " " + a).replace("glasses", "")), (q, a)
+
+
+def _bad_coco(tmp_path: Path, name: str, edit) -> Path:
+    data = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 640, "height": 480}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 20, 20]}],
+        "categories": [{"id": 1, "name": "cat", "keypoints": ["a", "b"]}],
+    }
+    edit(data)
+    return dump(tmp_path / name, data)
+
+
+@pytest.mark.parametrize(
+    "case, kind, match",
+    [
+        ("coco_null_bbox", "coco", r"c\.json: annotations\[0\]\.bbox\[2\]: expected a number, got None"),
+        ("coco_string_width", "coco", r"c\.json: images\[0\]\.width: expected a number, got '640'"),
+        ("coco_string_keypoint", "coco", r"c\.json: annotations\[0\]\.keypoints\[3\]: expected a number"),
+        ("vqav2_no_question_id", "vqav2", r"a\.json: annotations\[0\]: missing field 'question_id'"),
+        ("textocr_string_bbox", "textocr", r"t\.json: anns\['a1'\]\.bbox\[3\]: expected a number, got 'n/a'"),
+        ("scene_list_string_bbox", "scene_list", r"s\.json: entry 0: objects\[0\]\.bbox\[5\]: expected a"),
+        ("scanrefer_bad_object_id", "scanrefer", r"sr\.json: entry 0\.object_id: expected an integer"),
+    ],
+)
+def test_malformed_values_name_file_record_and_field(tmp_path, case, kind, match):
+    if case == "coco_null_bbox":
+        args = {
+            "instances": str(
+                _bad_coco(tmp_path, "c.json", lambda d: d["annotations"][0].update(bbox=[10, 10, None, 20]))
+            )
+        }
+    elif case == "coco_string_width":
+        args = {"instances": str(_bad_coco(tmp_path, "c.json", lambda d: d["images"][0].update(width="640")))}
+    elif case == "coco_string_keypoint":
+        args = {
+            "instances": str(
+                _bad_coco(
+                    tmp_path, "c.json", lambda d: d["annotations"][0].update(keypoints=[1, 2, 2, "x", 3, 2])
+                )
+            )
+        }
+    elif case == "vqav2_no_question_id":
+        args = {
+            "questions": str(
+                dump(
+                    tmp_path / "q.json", {"questions": [{"question_id": 1, "image_id": 1, "question": "q?"}]}
+                )
+            ),
+            "annotations": str(
+                dump(tmp_path / "a.json", {"annotations": [{"qid": 1, "multiple_choice_answer": "yes"}]})
+            ),
+        }
+    elif case == "textocr_string_bbox":
+        args = {
+            "path": str(
+                dump(
+                    tmp_path / "t.json",
+                    {
+                        "imgs": {"i1": {"file_name": "a.jpg"}},
+                        "anns": {"a1": {"image_id": "i1", "utf8_string": "HI", "bbox": [1, 2, 3, "n/a"]}},
+                    },
+                )
+            )
+        }
+    elif case == "scene_list_string_bbox":
+        args = {
+            "path": str(
+                dump(
+                    tmp_path / "s.json",
+                    [
+                        {
+                            "scene_id": "s0",
+                            "pcl": "s0.npy",
+                            "objects": [{"label": "chair", "bbox": [0, 0, 0, 1, 1, "1m"]}],
+                        }
+                    ],
+                )
+            )
+        }
+    else:
+        np.save(tmp_path / "scene0_aligned_bbox.npy", np.array([[0, 0, 0, 1, 1, 1, 5, 0]], dtype=np.float32))
+        args = {
+            "path": str(
+                dump(
+                    tmp_path / "sr.json",
+                    [{"scene_id": "scene0", "object_id": "x1", "description": "a chair."}],
+                )
+            ),
+            "bbox_dir": str(tmp_path),
+        }
+    with pytest.raises(SourceError, match=match):
+        load_source(kind, **args)
+
+
+def test_string_where_a_list_belongs_is_an_error(tmp_path):
+    sq = dump(
+        tmp_path / "scanqa.json",
+        [{"scene_id": "s0", "question_id": "q1", "question": "What color is the chair?", "answers": "brown"}],
+    )
+    with pytest.raises(SourceError, match=r"scanqa\.json: entry 0\.answers: must be a list of strings, got"):
+        load_source("scanqa", path=str(sq))
+    ql = dump(
+        tmp_path / "qa.json",
+        [{"image": "a.jpg", "question": "What color is the car?", "answer": "blue", "distractors": "green"}],
+    )
+    with pytest.raises(SourceError, match=r"qa\.json: entry 0\.distractors: must be a list"):
+        load_source("qa_list", path=str(ql))
+
+
+def test_scanrefer_objects_are_named_by_referrals_or_left_unnamed(tmp_path):
+    # rows: cx cy cz dx dy dz nyu40_label object_id
+    np.save(
+        tmp_path / "scene0000_00_aligned_bbox.npy",
+        np.array(
+            [
+                [1.0, 0.5, 0.4, 0.6, 0.6, 0.9, 5, 0],  # a chair, referred to below
+                [2.0, 1.0, 0.4, 1.2, 0.8, 0.7, 7, 1],  # a table nobody refers to
+            ]
+        ),
+    )
+    sr = dump(
+        tmp_path / "sr.json",
+        [
+            {
+                "scene_id": "scene0000_00",
+                "object_id": "0",
+                "object_name": "office_chair",
+                "ann_id": "0",
+                "description": "the brown chair next to the table.",
+            }
+        ],
+    )
+    (rec,) = load_source("scanrefer", path=str(sr), bbox_dir=str(tmp_path))
+    assert [(o["label"], o["object_id"], o.get("unnamed", False)) for o in rec["objects"]] == [
+        ("office chair", 0, False),
+        (None, 1, True),
+    ]
+    texts = []
+    for seed in range(12):
+        for builder in ("visual_grounding3d", "detection3d", "vqa3d"):
+            texts += [t["value"] for r in run_builder(builder, rec, seed=seed) for t in r["conversations"]]
+    assert texts and not any(re.search(r"\blabel\d|None", t) for t in texts)
+    assert run_builder("detection3d", rec, params={"mode": "all"}) == []  # not applicable, not a placeholder
+    # with a label table, those names are used (and only their ids read)
+    (named,) = load_source(
+        "scanrefer", path=str(sr), bbox_dir=str(tmp_path), label_names={5: "chair", 7: "table"}
+    )
+    assert [o["label"] for o in named["objects"]] == ["chair", "table"]
 
 
 def test_synthetic_sources(tmp_path):

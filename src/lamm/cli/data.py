@@ -45,9 +45,12 @@ def validate(
         for r in reports:
             for p in r.problems[:max_problems]:
                 style = "red" if p.severity == "error" else "yellow"
-                console.print(f"[{style}]{p}[/]", highlight=False)
+                # messages quote boxes and paths ("[x1, y1, x2, y2]", "[/img]"): never read them as markup
+                console.print(str(p), style=style, markup=False, highlight=False)
             if len(r.problems) > max_problems:
-                console.print(f"... {len(r.problems) - max_problems} more problems in {r.file} (use --json for all)")
+                more = len(r.problems) - max_problems
+                console.print(f"... {more} more problems in {r.file} (use --json for all)", markup=False,
+                              highlight=False)
     if not all(r.ok for r in reports):
         raise typer.Exit(1)
 
@@ -60,6 +63,7 @@ def synth(
     overrides: Annotated[Optional[list[str]], typer.Argument(help="Dotted overrides, e.g. image_size=96 n_train_2d=100")] = None,
 ) -> None:
     """Write synthetic 2D images and 3D point clouds with exact annotations and LAMM benchmark files."""
+    from rich.markup import escape
     from rich.progress import Progress
 
     from lamm.config import load_config
@@ -77,7 +81,7 @@ def synth(
 
         stats = synthesize(out, cfg, progress=progress)
     cfg.dump(Path(out) / "synth_config.yaml")
-    console.print(f"wrote synthetic data to [bold]{out}[/]")
+    console.print(f"wrote synthetic data to [bold]{escape(str(out))}[/]")
     console.print_json(json.dumps(stats))
 
 

@@ -51,7 +51,7 @@ def build(
                 bar.update(tasks[stage], completed=done, total=total)
 
             result = run_build(cfg, progress=progress)
-    console.print(describe_result(result), highlight=False)
+    console.print(describe_result(result), markup=False, highlight=False)  # paths may hold "[...]"
 
 
 def convert(
@@ -71,6 +71,8 @@ def convert(
     ] = None,
 ) -> None:
     """Convert between LAMM and LLaVA / PointLLM / ShareGPT (--to FORMAT from LAMM, --from FORMAT to LAMM)."""
+    from rich.markup import escape
+
     from lamm.data.convert import ConvertError, convert_file
 
     if to is None and from_ is None:
@@ -82,12 +84,16 @@ def convert(
         n = convert_file(
             src, dst, from_ or "lamm", to or "lamm", pcl_template=pcl_template, default_task_type=task_type
         )
-    console.print(f"wrote {n} records ({from_ or 'lamm'} → {to or 'lamm'}) to [bold]{dst}[/]")
+    console.print(f"wrote {n} records ({from_ or 'lamm'} → {to or 'lamm'}) to [bold]{escape(str(dst))}[/]")
 
 
 def stats(
     files: Annotated[
-        list[Path], typer.Argument(help="LAMM instruction files; each is a split named by its stem.")
+        list[Path],
+        typer.Argument(
+            help="LAMM instruction files; each is a split named by its stem (by its relative path when "
+            "stems collide)."
+        ),
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print the statistics as JSON.")] = False,
     card: Annotated[Path | None, typer.Option(help="Also write a markdown dataset card here.")] = None,
@@ -95,15 +101,18 @@ def stats(
     """Counts per task / source / builder / split, length histograms and template usage."""
     from rich.table import Table
 
-    from lamm.data.stats import dataset_card, stats_for_files
+    from lamm.data.stats import dataset_card, split_names, stats_for_files
     from lamm.fileio import write_text_atomic
 
     with user_errors():
         st = stats_for_files(list(files))
     if card is not None:
+        names = split_names(list(files))
         write_text_atomic(
             card,
-            dataset_card(st, name=", ".join(f.name for f in files), files={f.stem: str(f) for f in files}),
+            dataset_card(
+                st, name=", ".join(f.name for f in files), files={n: str(f) for n, f in zip(names, files)}
+            ),
         )
     if as_json:
         typer.echo(json.dumps(st, indent=1))

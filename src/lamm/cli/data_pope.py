@@ -32,6 +32,8 @@ def pope(
 ) -> None:
     """Write POPE yes/no object-presence questions ("Is there a {object} in the image?") built from detection
     annotations: positives present in the image, negatives absent from it (random / popular / adversarial)."""
+    from rich.markup import escape
+
     from lamm.bench.desiderata.pope import PopeConfig, PopeError, PopeStats, build_pope, coco_pope_images
     from lamm.config import config_from_dict
     from lamm.data.records import write_records
@@ -57,5 +59,5 @@ def pope(
     if stats.no_objects or stats.no_absent:
         err_console.print(f"[yellow]note:[/] {stats.no_objects} image(s) without objects and {stats.no_absent} with "
                           "every category present gave no question", highlight=False)
-    console.print(f"wrote {len(records)} POPE questions ({cfg.strategy}) to [bold]{out}[/]")
+    console.print(f"wrote {len(records)} POPE questions ({cfg.strategy}) to [bold]{escape(str(out))}[/]")
     console.print_json(json.dumps({"strategy": cfg.strategy, "questions": len(records), **stats.to_dict()}))

@@ -5,13 +5,17 @@ Output layout under ``out_dir``::
     {split}.json            LAMM instruction records of each split (``.jsonl`` with output_format: jsonl)
     stats.json              counts per split / task / source / builder, length histograms, template usage
     DATASET_CARD.md         the same, for people, plus quality drops, generation cost and provenance
-    build_report.json       what happened: per-task built / not applicable / errors, drops, validation
+    build_report.json       what happened: per-task built / not applicable / errors, drops, validation,
+                            the split files written and the stale ones removed
     dropped.jsonl           every record removed by quality control, with its reason
     build_config.yaml       the resolved config
     generated/{job}.jsonl   C1–C3 replies accepted so far (append-only; a rerun resumes from it),
                             with {job}.log.jsonl (every attempt) and {job}.summary.json (tokens, cost)
 
 Every split is validated with :func:`lamm.data.records.validate_records` before anything is written.
+Rebuilding into the same ``out_dir`` removes the split files that the previous build wrote (as its
+``build_report.json`` lists them) and this one does not, so a dropped ``val`` split cannot linger beside
+the new ``train``; no other file is touched, and the report's ``removed_stale_files`` names them.
 Strings in the config may use ``${name}`` for entries of ``paths`` (set them with ``paths.name=...``).
 """
 
@@ -33,6 +37,7 @@ from pydantic import Field
 from lamm.config import Config, ConfigError, apply_overrides, config_from_dict, load_yaml
 from lamm.data.builders import BUILDERS, BuilderError, load_templates, run_builder, stable_unit
 from lamm.data.generate import GenerateJob, Generator, default_pack, load_pack, plan_jobs
+from lamm.data.outdir import previous_split_files, remove_stale_splits
 from lamm.data.quality import (
     QualityConfig,
     assign_splits,
@@ -139,6 +144,20 @@ def load_build_config(path: str | os.PathLike | None, overrides: list[str] | Non
     return config_from_dict(BuildConfig, data, source)
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Who made a record (for errors about repeated ids): a task or generate job, its source, the
+    source record (``src_dataset:src_id``)."""
+
+    kind: str  # "task" | "generate job"
+    name: str
+    source: str
+    record: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name!r} (source {self.source!r}, record {self.record})"
+
+
 @dataclass
 class BuildResult:
     out_dir: Path
@@ -166,6 +185,7 @@ def _run_tasks(
     sources: dict[str, list[dict[str, Any]]],
     report: dict[str, Any],
     progress: Progress | None,
+    origins: dict[str, list[Origin]],
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for spec in cfg.tasks:
@@ -195,6 +215,10 @@ def _run_tasks(
                 for r in made:  # the task's name: an id suffix and a provenance field to group by
                     r["id"] = f"{r['id']}_{spec.name}"
                     r["task"] = spec.name
+            for r in made:
+                origins.setdefault(r["id"], []).append(
+                    Origin("task", name, spec.source, f"{rec['src_dataset']}:{rec['src_id']}")
+                )
             built += made
             if progress:
                 progress(f"task {name}", i + 1, len(recs))
@@ -222,6 +246,7 @@ def _run_generation(
     out: Path,
     report: dict[str, Any],
     progress: Progress | None,
+    origins: dict[str, list[Origin]],
 ) -> list[dict[str, Any]]:
     from lamm.infer.engine import load_engine
 
@@ -243,7 +268,12 @@ def _run_generation(
             gen = Generator(engine, pack, job, cfg.seed)
             cb = (lambda d, t, n=job.name: progress(f"generate {n}", d, t)) if progress else None
             try:
-                records += gen.run(jobs, out / "generated" / f"{job.name}.jsonl", cb)
+                made = gen.run(jobs, out / "generated" / f"{job.name}.jsonl", cb)
+                for r in made:
+                    origins.setdefault(r["id"], []).append(
+                        Origin("generate job", job.name, job.source, f"{r['src_dataset']}:{r['src_id']}")
+                    )
+                records += made
             finally:
                 gen.summary.not_applicable = n_na
                 report["generation"][job.name] = gen.summary.to_json()
@@ -252,11 +282,38 @@ def _run_generation(
     return records
 
 
+def _duplicate_ids_error(
+    records: list[dict[str, Any]], origins: dict[str, list[Origin]]
+) -> BuildError | None:
+    """A :class:`BuildError` naming the tasks / jobs and source records behind a repeated id, or None."""
+    dup = [k for k, v in Counter(r["id"] for r in records).items() if v > 1]
+    if not dup:
+        return None
+    makers = origins.get(dup[0], [])
+    if len({m.source for m in makers}) > 1:
+        hint = (
+            "two sources give records of one dataset name and id; give one of them a distinct 'dataset' "
+            "in its args"
+        )
+    elif len({m.record for m in makers}) > 1:
+        hint = "distinct source records of one source map to one id; make their src_ids distinct"
+    elif all(m.kind == "task" for m in makers):
+        hint = "two tasks run the same builder over the same records; give one of them a distinct 'name'"
+    else:
+        hint = "two generate jobs of one kind run over the same records; drop one or give it another source"
+    return BuildError(
+        f"{len(dup)} record id(s) are made twice (e.g. {dup[0]!r}, by "
+        + " and by ".join(str(m) for m in makers or ["?"])
+        + f"): {hint}"
+    )
+
+
 def build(cfg: BuildConfig, progress: Progress | None = None) -> BuildResult:
     """Run the whole pipeline of ``cfg``; see the module docstring for what is written."""
     t0 = time.time()
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    previous_files = previous_split_files(out)  # read before this build overwrites the report
     cfg.dump(out / "build_config.yaml")
     config_hash = hashlib.sha256(cfg.to_yaml().encode()).hexdigest()
     report: dict[str, Any] = {
@@ -285,15 +342,13 @@ def build(cfg: BuildConfig, progress: Progress | None = None) -> BuildResult:
             if key not in index or ("objects" in r and "objects" not in index[key]):
                 index[key] = r
 
-    records = _run_tasks(cfg, sources, report, progress) + _run_generation(
-        cfg, sources, out, report, progress
+    origins: dict[str, list[Origin]] = {}
+    records = _run_tasks(cfg, sources, report, progress, origins) + _run_generation(
+        cfg, sources, out, report, progress, origins
     )
-    dup = [k for k, v in Counter(r["id"] for r in records).items() if v > 1]
-    if dup:
-        raise BuildError(
-            f"{len(dup)} record ids are made twice (e.g. {dup[0]!r}): two tasks run the same builder "
-            "over the same records; give one of them a distinct 'name'"
-        )
+    err = _duplicate_ids_error(records, origins)
+    if err is not None:
+        raise err
 
     q = cfg.quality
     dropped: list[tuple[dict[str, Any], str]] = []
@@ -355,6 +410,8 @@ def build(cfg: BuildConfig, progress: Progress | None = None) -> BuildResult:
 
     for s, recs in splits.items():
         write_records(out / files[s], recs)
+    report["files"] = files
+    report["removed_stale_files"] = remove_stale_splits(out, previous_files, files)
     stats = compute_stats(splits)
     write_json_atomic(out / "stats.json", stats)
     write_jsonl_atomic(out / "dropped.jsonl", ({"id": r["id"], "reason": why} for r, why in dropped))
@@ -388,4 +445,7 @@ def describe_result(result: BuildResult) -> str:
         lines.append(f"  {f}: {result.stats['splits'][s]['records']} records")
     drops = result.report.get("quality", {}).get("dropped", {})
     lines.append("  dropped: " + json.dumps(drops))
+    stale = result.report.get("removed_stale_files")
+    if stale:
+        lines.append("  removed stale split files of the previous build: " + ", ".join(stale))
     return "\n".join(lines)

@@ -26,7 +26,7 @@ from pydantic import Field
 
 from lamm.config import Config
 from lamm.data.builders.base import plural, stable_unit
-from lamm.data.builders.counting import record_counts
+from lamm.data.builders.counting import counts_complete, record_counts
 
 REFUSALS = (
     "i'm sorry",
@@ -41,6 +41,9 @@ REFUSALS = (
     "cannot see the image",
     "can't see the image",
 )
+# One pattern for every refusal check (the quality filter and the generation validator): each phrase
+# must stand on word boundaries, so "has an air conditioner" or "was an airport" is not "as an ai".
+REFUSAL_RE = re.compile(r"\b(?:" + "|".join(re.escape(p) for p in REFUSALS) + r")\b", re.IGNORECASE)
 GENERATED_TASKS = (
     "conversation",
     "description",
@@ -138,11 +141,15 @@ _CLAIM = (
 )
 
 
-def count_claims(text: str, labels: Iterable[str]) -> list[tuple[str, int]]:
+def count_claims(
+    text: str, labels: Iterable[str], plurals: dict[str, str] | None = None
+) -> list[tuple[str, int]]:
     """Statements of a count in ``text`` for the given class names: ``[(label, n)]``.
 
     Only explicit claims are read ("there are 3 dogs", "I can see two red cars", "the image contains
     one cat"), never incidental numbers ("one dog is brown"), so a mismatch is a real contradiction.
+
+    ``plurals`` gives a label's plural where the dataset names it (FSC147), besides the derived one.
 
     >>> count_claims("There are three small dogs and a cat.", ["dog", "cat"])
     [('dog', 3)]
@@ -150,7 +157,10 @@ def count_claims(text: str, labels: Iterable[str]) -> list[tuple[str, int]]:
     words = "|".join(sorted((re.escape(w) for w in NUMBER_WORDS), key=len, reverse=True))
     out = []
     for label in labels:
-        forms = sorted({re.escape(label.lower()), re.escape(plural(label).lower())}, key=len, reverse=True)
+        given = (plurals or {}).get(label)
+        forms = sorted(
+            {re.escape(f.lower()) for f in (label, plural(label), given) if f}, key=len, reverse=True
+        )
         pat = re.compile(_CLAIM.format(words=words, nouns="|".join(forms)), re.IGNORECASE)
         for m in pat.finditer(text):
             n = _number(m.group(1))
@@ -167,9 +177,11 @@ def contradiction(rec: dict[str, Any], source: dict[str, Any] | None) -> str | N
         counts = record_counts(source)
     except ValueError:
         return None
+    if not counts_complete(source):
+        return None  # objects of unknown class: a stated count may well be right
     crowd = set(source.get("crowd_labels") or [])
     labels = [k for k in counts if k not in crowd]
-    for label, n in count_claims(answer_text(rec), labels):
+    for label, n in count_claims(answer_text(rec), labels, source.get("plurals")):
         if n != counts[label]:
             return f"states {n} {label} but the annotations have {counts[label]}"
     return None
@@ -195,6 +207,13 @@ def filter_records(
     return kept, dropped
 
 
+def find_refusal(text: str) -> str | None:
+    """The first refusal phrase in ``text`` (lower-cased), matched on word boundaries; None if none.
+    Typographic apostrophes count as plain ones ("I\u2019m sorry" is a refusal too)."""
+    m = REFUSAL_RE.search(text.replace("\u2019", "'"))
+    return m.group(0).lower() if m else None
+
+
 def _filter_reason(
     rec: dict[str, Any], cfg: QualityConfig, sources: dict[tuple[str, str], dict[str, Any]]
 ) -> str | None:
@@ -209,9 +228,8 @@ def _filter_reason(
             return f"answer_too_short: {n} words"
         if n > cfg.max_answer_words:
             return f"answer_too_long: {n} words"
-        low = t["value"].lower()
         if cfg.drop_refusals:
-            hit = next((p for p in REFUSALS if p in low), None)
+            hit = find_refusal(t["value"])
             if hit:
                 return f"refusal: {hit!r}"
     if cfg.drop_contradictions:

@@ -86,11 +86,41 @@ def compute_stats(splits: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     }
 
 
+def split_names(paths: list[str | os.PathLike]) -> list[str]:
+    """A distinct split name per file, in order: its stem, or — for files whose stems collide
+    (``a/train.json``, ``b/train.json``) — its path relative to the files' common folder. A file given
+    twice gets ``#2``, ``#3``: no file is ever merged into another or dropped.
+
+    >>> split_names(["d/train.json", "d/val.json"]), split_names(["x/a/train.json", "x/b/train.json"])
+    (['train', 'val'], ['a/train.json', 'b/train.json'])
+    """
+    stems = [Path(p).stem for p in paths]
+    clash = {s for s in stems if stems.count(s) > 1}
+    names = stems
+    if clash:
+        full = [os.path.abspath(p) for p in paths]
+        parent = os.path.dirname(full[0]) if len(set(full)) == 1 else os.path.commonpath(full)
+        if parent in full:  # a single distinct file given several times: its folder is the parent
+            parent = os.path.dirname(parent)
+        names = [
+            Path(os.path.relpath(f, parent)).as_posix() if st in clash else st for f, st in zip(full, stems)
+        ]
+    out: list[str] = []
+    for n in names:
+        name, k = n, 1
+        while name in out:
+            k += 1
+            name = f"{n}#{k}"
+        out.append(name)
+    return out
+
+
 def stats_for_files(paths: list[str | os.PathLike]) -> dict[str, Any]:
-    """Statistics of instruction files, each file a split named by its stem."""
+    """Statistics of instruction files, each file a split named by :func:`split_names` (its stem,
+    unless stems collide)."""
     from lamm.data.records import read_records
 
-    return compute_stats({Path(p).stem: read_records(p) for p in paths})
+    return compute_stats({name: read_records(p) for name, p in zip(split_names(paths), paths)})
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:

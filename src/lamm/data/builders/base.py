@@ -22,6 +22,7 @@ import numpy as np
 
 from lamm.registry import Registry
 
+from .inflect import article, plural
 from .templates import TemplateSet, load_templates
 
 
@@ -109,9 +110,21 @@ _ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
 
 
 def record_id(src_dataset: str, src_id: str, builder: str, key: str = "") -> str:
-    """A readable, file-name-safe id: ``{src_dataset}_{src_id}_{builder}[_{key}]``."""
-    parts = [src_dataset, str(src_id), builder] + ([key] if key else [])
-    return "_".join(_ID_UNSAFE.sub("-", p).strip("-") or "x" for p in parts)
+    """A readable, file-name-safe id: ``{src_dataset}_{src_id}_{builder}[_{key}]``.
+
+    Characters outside ``[A-Za-z0-9_.-]`` become ``-``; when that changes the id, a short stable hash
+    of the original is appended, so names that differ only in such characters ("dog (1).jpg",
+    "dog-1.jpg") keep distinct ids.
+
+    >>> record_id("coco", "7", "detection"), record_id("l", "dog (1)", "classification")
+    ('coco_7_detection', 'l_dog-1_classification-f1460518')
+    """
+    parts = [str(src_dataset), str(src_id), str(builder)] + ([str(key)] if key else [])
+    raw = "_".join(parts)
+    rid = "_".join(_ID_UNSAFE.sub("-", p).strip("-") or "x" for p in parts)
+    if rid != raw:
+        rid += "-" + hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:8]
+    return rid
 
 
 def source_ref(record: dict[str, Any]) -> str:
@@ -213,73 +226,33 @@ def box3d_for_answer(box: list[float], decimals: int = 2) -> list[float]:
     return c + s
 
 
-_IRREGULAR = {
-    "person": "people",
-    "man": "men",
-    "woman": "women",
-    "child": "children",
-    "mouse": "mice",
-    "foot": "feet",
-    "tooth": "teeth",
-    "goose": "geese",
-    "sheep": "sheep",
-    "deer": "deer",
-    "fish": "fish",
-    "knife": "knives",
-    "leaf": "leaves",
-    "shelf": "shelves",
-    "scissors": "scissors",
-    "skis": "skis",
-    "glasses": "glasses",
-    "bus": "buses",
-    "cactus": "cacti",
-    "wolf": "wolves",
-    "calf": "calves",
-}
+def label_fields(label: str, plural_form: str | None = None) -> dict[str, str]:
+    """Template fields for a category name: ``label``, ``Label``, ``a_label``, ``plural``.
 
-
-def plural(noun: str) -> str:
-    """English plural of a category name (last word inflected): ``traffic light`` → ``traffic lights``.
-
-    >>> [plural(w) for w in ("cat", "bus", "box", "person", "baby", "toy", "hot dog")]
-    ['cats', 'buses', 'boxes', 'people', 'babies', 'toys', 'hot dogs']
-    """
-    head, _, last = noun.rpartition(" ")
-    low = last.lower()
-    if low in _IRREGULAR:
-        p = _IRREGULAR[low]
-    elif low.endswith(("s", "x", "z", "ch", "sh")):
-        p = last + "es"
-    elif low.endswith("y") and len(low) > 1 and low[-2] not in "aeiou":
-        p = last[:-1] + "ies"
-    else:
-        p = last + "s"
-    return f"{head} {p}" if head else p
-
-
-def article(noun: str) -> str:
-    """``a cat`` / ``an apple`` (by first letter; good enough for category names)."""
-    return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun
-
-
-def label_fields(label: str) -> dict[str, str]:
-    """Template fields for a category name: ``label``, ``Label``, ``a_label``, ``plural``."""
+    ``plural_form`` is the plural when the dataset gives it (e.g. FSC147's ``sea shells``); otherwise
+    it is derived with :func:`plural`."""
     label = label.replace("_", " ").strip()
     return {
         "label": label,
         "Label": label[:1].upper() + label[1:],
         "a_label": article(label),
-        "plural": plural(label),
+        "plural": " ".join(plural_form.replace("_", " ").split()) if plural_form else plural(label),
     }
 
 
-def count_fields(n: int, label: str | None = None) -> dict[str, Any]:
+def count_fields(n: int, label: str | None = None, plural_form: str | None = None) -> dict[str, Any]:
     """``n``, ``be`` (is/are), ``noun`` (singular for 1, plural otherwise) for counting answers."""
     out: dict[str, Any] = {"n": n, "be": "is" if n == 1 else "are"}
     if label is not None:
-        lf = label_fields(label)
+        lf = label_fields(label, plural_form)
         out["noun"] = lf["label"] if n == 1 else lf["plural"]
     return out
+
+
+def is_unnamed(obj: Any) -> bool:
+    """An object of unknown class (``{"label": None, "unnamed": True}``, e.g. a ScanNet box that no
+    ScanRefer referral names). Builders that would print its class treat the record as not applicable."""
+    return isinstance(obj, dict) and obj.get("unnamed") is True
 
 
 def pick(rng: np.random.Generator, items: list[Any]) -> Any:
@@ -289,7 +262,8 @@ def pick(rng: np.random.Generator, items: list[Any]) -> Any:
 
 def checked_objects(record: dict[str, Any], builder: str, box_len: int) -> list[dict[str, Any]]:
     """``record["objects"]``, each checked to have a non-empty ``label`` and a ``bbox`` of ``box_len``
-    numbers (4: normalised [x1, y1, x2, y2]; 6: [cx, cy, cz, lx, ly, lz] metres)."""
+    numbers (4: normalised [x1, y1, x2, y2]; 6: [cx, cy, cz, lx, ly, lz] metres). Unnamed objects
+    (:func:`is_unnamed`, label None) are returned too: the caller decides what they mean for it."""
     objs = record.get("objects") or []
     if not isinstance(objs, list):
         raise BuilderError(
@@ -297,8 +271,9 @@ def checked_objects(record: dict[str, Any], builder: str, box_len: int) -> list[
         )
     for j, o in enumerate(objs):
         where = f"source record {source_ref(record)}: builder {builder!r}: objects[{j}]"
-        if not isinstance(o, dict) or not isinstance(o.get("label"), str) or not o["label"].strip():
-            raise BuilderError(f"{where}.label: must be a non-empty string")
+        named = isinstance(o, dict) and isinstance(o.get("label"), str) and bool(o["label"].strip())
+        if not named and not (is_unnamed(o) and o.get("label") is None):
+            raise BuilderError(f"{where}.label: must be a non-empty string (or null with 'unnamed': true)")
         box = o.get("bbox")
         if (
             not isinstance(box, (list, tuple))

@@ -12,6 +12,7 @@ from .base import (
     checked_objects,
     clip_box2d,
     fmt_box,
+    is_unnamed,
     label_fields,
     pick,
     reading_order,
@@ -22,7 +23,7 @@ from .templates import TemplateSet
 
 @register_builder(
     "detection",
-    version=1,
+    version=2,
     task_type="detection",
     modality="image",
     requires=("objects",),
@@ -39,7 +40,12 @@ def build_detection(
 ) -> list[Sample]:
     """One sample. ``mode``: ``all`` (every object), ``class`` (every instance of one present class),
     ``mixed`` (``class`` with probability ``class_share``). Objects are listed in reading order.
-    Images with no objects, or more than ``max_objects`` (an answer would be truncated), are skipped."""
+    Images with no objects, or more than ``max_objects`` (an answer would be truncated), are skipped.
+
+    Answers must be complete lists, so classes in ``record["crowd_labels"]`` (COCO crowd regions: an
+    unknown number of instances) are never asked about, and an image with crowd regions gets no "all
+    objects" question (``mixed`` asks about a non-crowd class instead; ``all`` skips the image). A
+    record with unnamed objects (unknown class) is skipped. Skipped records count as not applicable."""
     return detection_samples(
         record, templates, rng, builder="detection", box_len=4, order=reading_order,
         box_text=lambda box: fmt_box(clip_box2d(box, decimals), decimals),
@@ -65,12 +71,21 @@ def detection_samples(
     if mode not in ("all", "class", "mixed"):
         raise ValueError(f"{builder}: mode must be all, class or mixed, got {mode!r}")
     objs = checked_objects(record, builder, box_len)
-    if not objs or len(objs) > max_objects:
-        return []
-    per_class = mode == "class" or (mode == "mixed" and rng.random() < class_share)
+    if not objs or len(objs) > max_objects or any(is_unnamed(o) for o in objs):
+        return []  # an unnamed object could belong to any class: no list of ours would be complete
+    crowd = {str(c) for c in record.get("crowd_labels") or []}
+    if mode == "mixed":
+        per_class = bool(crowd) or rng.random() < class_share
+    else:
+        per_class = mode == "class"
+    if crowd and not per_class:
+        return []  # "all the objects" would leave out the crowd's uncounted instances
     fields: dict[str, Any] = {}
     if per_class:
-        label = pick(rng, sorted({o["label"] for o in objs}))
+        labels = sorted({o["label"] for o in objs} - crowd)
+        if not labels:
+            return []
+        label = pick(rng, labels)
         objs = [o for o in objs if o["label"] == label]
         fields = label_fields(label)
         q = templates.pick("questions", "class", rng)

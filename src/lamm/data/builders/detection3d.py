@@ -13,7 +13,7 @@ from .templates import TemplateSet
 
 @register_builder(
     "detection3d",
-    version=1,
+    version=2,
     task_type="detection3d",
     modality="pcl",
     requires=("objects",),
@@ -28,7 +28,8 @@ def build_detection3d(
     max_objects: int,
     decimals: int,
 ) -> list[Sample]:
-    """As :func:`lamm.data.builders.detection.build_detection`, for scenes; objects ordered by x, y, z."""
+    """As :func:`lamm.data.builders.detection.build_detection`, for scenes; objects ordered by x, y, z.
+    A scene with unnamed objects (e.g. ScanRefer boxes no referral names) is not applicable."""
     return detection_samples(
         record, templates, rng, builder="detection3d", box_len=6, order=spatial_order,
         box_text=lambda box: fmt_box(box3d_for_answer(box, decimals), decimals),

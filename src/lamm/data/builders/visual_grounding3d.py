@@ -4,7 +4,9 @@ Referrals come from ``record["referrals"]`` (``{"description", "object_id" | "bb
 "style"?}``; an ``object_id`` is looked up in ``record["objects"]``; ``style: phrase`` marks a noun
 phrase such as "the red cube left of the sphere" rather than a ScanRefer-style sentence) and/or are
 generated from the objects: an object whose class, or colour and class, is unique in the scene is
-"the {ref}".
+"the {ref}". A scene with unnamed objects (unknown class, e.g. ScanRefer boxes no referral names) gets
+no generated expressions, since no class is then known to be unique; with no referrals either, it is
+not applicable.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from .base import (
     checked_objects,
     draw_balanced,
     fmt_box,
+    is_unnamed,
     label_fields,
     register_builder,
     source_ref,
@@ -68,6 +71,8 @@ def _referral_candidates(record: dict[str, Any], objs: list[dict[str, Any]]) -> 
 
 
 def _generated_candidates(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if any(is_unnamed(o) for o in objs):
+        return []  # "the chair" is only unique if no unnamed object could be a chair too
     n_label = Counter(o["label"] for o in objs)
     n_both = Counter((o.get("color"), o["label"]) for o in objs)
     out = []
@@ -93,7 +98,7 @@ def _generated_candidates(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 @register_builder(
     "visual_grounding3d",
-    version=1,
+    version=2,
     task_type="visual_grounding3d",
     modality="pcl",
     params={"sources": ["referrals", "generated"], "per_record": 1, "decimals": 2},

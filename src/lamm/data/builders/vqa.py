@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import BuilderError, Sample, draw_balanced, label_fields, register_builder, source_ref
+from .base import BuilderError, Sample, draw_balanced, is_unnamed, label_fields, register_builder, source_ref
 from .templates import TemplateSet
 
 LETTERS = "ABCDEF"
@@ -60,6 +60,12 @@ def _qa_candidates(record: dict[str, Any], builder: str) -> list[dict[str, Any]]
                 }
             )
         elif isinstance(e.get("answer"), str) and e["answer"].strip():
+            if e.get("distractors") is not None and not isinstance(e["distractors"], list):
+                # a string would be read letter by letter as options
+                raise BuilderError(
+                    f"{where}.distractors: must be a list of strings, got {type(e['distractors']).__name__} "
+                    f"{e['distractors']!r}; write [{e['distractors']!r}] for a single distractor"
+                )
             if e.get("distractors"):
                 ds = [str(d) for d in dict.fromkeys(e["distractors"]) if str(d) != e["answer"]]
                 out.append(
@@ -119,6 +125,8 @@ def relation(a: dict[str, Any], b: dict[str, Any], frame: str) -> str | None:
 def _attribute_candidates(
     record: dict[str, Any], templates: TemplateSet, kinds: list[str], frame: str
 ) -> list[dict[str, Any]]:
+    if any(is_unnamed(o) for o in record.get("objects") or []):
+        return []  # uniqueness ("the chair") and counts are unknown when some objects have no class
     objs = [
         o for o in record.get("objects") or [] if isinstance(o, dict) and o.get("label") and o.get("bbox")
     ]

@@ -24,7 +24,7 @@ _PARAMS = {
 }
 
 
-@register_builder("vqa3d", version=1, task_type="VQA3d", modality="pcl", params=_PARAMS)
+@register_builder("vqa3d", version=2, task_type="VQA3d", modality="pcl", params=_PARAMS)
 def build_vqa3d(
     record: dict[str, Any],
     templates: TemplateSet,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lamm.data.builders.base import fmt_box, reading_order, spatial_order
+from lamm.data.builders.base import fmt_box, is_unnamed, reading_order, spatial_order
 
 
 def render_context(record: dict[str, Any], max_objects: int = 40, max_captions: int = 5) -> str:
@@ -40,6 +40,10 @@ def render_context(record: dict[str, Any], max_objects: int = 40, max_captions: 
             lines.append(f"- {o['label']}{color}: {fmt_box(o['bbox'], 2)}")
         if record.get("crowd_labels"):
             lines.append(f"Also crowds of: {', '.join(record['crowd_labels'])}")
+    n_unnamed = sum(1 for o in record.get("objects") or [] if is_unnamed(o))
+    if n_unnamed and lines:
+        # say that the list is not exhaustive, so the LLM does not claim "there is only one chair"
+        lines.append(f"Also {n_unnamed} object{'s' if n_unnamed > 1 else ''} of unknown class")
     if record.get("words"):
         lines.append("Text in the image: " + ", ".join(f'"{w}"' for w in record["words"]))
     if record.get("knowledge"):

@@ -6,10 +6,17 @@ validated; a restarted run reads the ids already there and only asks for the res
 continues without duplicating or losing records. A line cut off by a kill mid-write is truncated away
 (its record is simply generated again). Every attempt is logged to ``OUT.log.jsonl``; the totals go to
 ``OUT.summary.json``.
+
+A resumed record keeps only its generated turns: its media path and provenance are taken from the
+current source record (a fixed ``image_prefix`` reaches every record). Each record stores the SHA-256
+of the annotation context it was written from (``generator.context_sha256``); when the current context
+differs (the annotations changed), the record is generated again, appended, and counted as
+``regenerated``. A later line of an id supersedes an earlier one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -67,12 +74,14 @@ class Job:
     record: dict[str, Any]
     conversation: Conversation
     question: tuple[str, str] | None  # description packs: (question id, text)
+    context_sha256: str = ""  # of the rendered annotations; a changed one makes a done record stale
 
 
 @dataclass
 class GenerationSummary:
     jobs: int = 0
     already_done: int = 0
+    regenerated: int = 0  # done records whose annotation context changed since, generated again
     generated: int = 0
     failed: int = 0
     not_applicable: int = 0
@@ -136,12 +145,18 @@ def plan_jobs(
                 rng_for(seed, "generate", pack.name, rec["src_dataset"], rec["src_id"]), list(pack.questions)
             )
         conv = Conversation([*shots, Message("user", ctx)], task_type="normal", system=pack.system, id=rid)
-        jobs.append(Job(rid, rec, conv, question))
+        jobs.append(Job(rid, rec, conv, question, context_hash(ctx)))
     return jobs, skipped
 
 
+def context_hash(context: str) -> str:
+    """SHA-256 (hex) of a rendered annotation context: what a generated record was written from."""
+    return hashlib.sha256(context.encode("utf-8")).hexdigest()
+
+
 def read_done(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
-    """Records already in an append-only output, by id. A torn last line (a kill mid-write) is cut off."""
+    """Records already in an append-only output, by id (a later line of an id supersedes an earlier
+    one: a regenerated record is appended). A torn last line (a kill mid-write) is cut off."""
     p = Path(path)
     if not p.exists():
         return {}
@@ -161,7 +176,9 @@ def read_done(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
             raise ValueError(
                 f"{p}: line {n} is not valid JSON ({e.msg}); fix or delete that line to resume"
             ) from None
-        done.setdefault(str(rec["id"]), rec)
+        if not isinstance(rec, dict) or "id" not in rec:
+            raise ValueError(f"{p}: line {n} is not a record with an 'id'; fix or delete that line to resume")
+        done[str(rec["id"])] = rec
     return done
 
 
@@ -185,13 +202,25 @@ class Generator:
     def _call(self, chunk: list[Job], attempts: Counter) -> list[tuple[Job, str | Exception]]:
         reqs = [self._request(j, attempts[j.id]) for j in chunk]
         try:
-            return list(zip(chunk, self.engine.generate(reqs)))
+            replies = list(self.engine.generate(reqs))
         except Exception as e:  # noqa: BLE001 - any engine failure is counted, logged and retried
             if len(chunk) == 1:
                 return [(chunk[0], e)]
             return [r for j in chunk for r in self._call([j], attempts)]  # isolate the failing request
+        if len(replies) != len(chunk):
+            # zip would silently drop the unanswered jobs: a broken backend, not a bad reply to retry
+            raise GenerationError(
+                f"backend {self.summary.model!r} ({type(self.engine).__name__}) returned {len(replies)} "
+                f"replies for {len(chunk)} requests (ids {chunk[0].id!r}...); the engine contract is one "
+                "reply per request, in order: fix the backend"
+            )
+        return list(zip(chunk, replies))
 
-    def _record(self, job: Job, turns: list[dict[str, str]], n_attempts: int) -> dict[str, Any]:
+    def _record(
+        self, job: Job, turns: list[dict[str, str]], n_attempts: int, model: str | None = None
+    ) -> dict[str, Any]:
+        """The LAMM record of ``job``: media and provenance from the job's source record, ``turns``
+        as generated (description packs: the assistant turn; the seeded question is put before it)."""
         rec, pack = job.record, self.pack
         template_id = pack.ref
         if job.question is not None:
@@ -207,8 +236,31 @@ class Generator:
             "builder": f"generate.{pack.kind}@{pack.version}",
             "template_id": template_id,
             "seed": self.seed,
-            "generator": {"model": self.summary.model, "attempts": n_attempts},
+            "generator": {
+                "model": model or self.summary.model,
+                "attempts": n_attempts,
+                "context_sha256": job.context_sha256,
+            },
         }
+
+    def _resumed(self, job: Job, stored: dict[str, Any]) -> dict[str, Any] | None:
+        """The done record ``stored`` rebuilt for ``job``: its generated turns with the current media
+        and provenance; None when it was written from other annotations (it must be generated again)."""
+        gen = stored.get("generator") if isinstance(stored.get("generator"), dict) else {}
+        made_from = gen.get("context_sha256")
+        if made_from and job.context_sha256 and made_from != job.context_sha256:
+            return None
+        turns = stored.get("conversations")
+        if not isinstance(turns, list) or not turns:
+            return None
+        if job.question is not None:  # the question is ours, not generated: rebuilt from the job
+            turns = [t for t in turns if isinstance(t, dict) and t.get("from") == "gpt"]
+            if not turns:
+                return None
+        out = self._record(job, turns, int(gen.get("attempts", 1)), model=gen.get("model"))
+        if not made_from:  # written before hashes were stored: keep it, it cannot be checked
+            out["generator"]["context_sha256"] = ""
+        return out
 
     def run(
         self, jobs: list[Job], out_path: str | os.PathLike, progress: Callable[[int, int], None] | None = None
@@ -230,6 +282,14 @@ class Generator:
                 )
         s = self.summary
         s.jobs = len(jobs)
+        for j in jobs:
+            if j.id in done:
+                fresh = self._resumed(j, done[j.id])
+                if fresh is None:
+                    del done[j.id]
+                    s.regenerated += 1
+                else:
+                    done[j.id] = fresh
         s.already_done = sum(j.id in done for j in jobs)
         pending = [j for j in jobs if j.id not in done]
         order = {j.id: i for i, j in enumerate(jobs)}

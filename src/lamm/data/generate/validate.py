@@ -7,7 +7,7 @@ import json
 import re
 from typing import Any
 
-from lamm.data.quality import REFUSALS
+from lamm.data.quality import find_refusal
 
 from .prompts import PromptPack
 
@@ -54,9 +54,9 @@ def check_text(text: str, pack: PromptPack, where: str) -> str:
                 f"{where}: mentions {phrase!r} (answers must read as if the assistant sees "
                 f"the {'point cloud' if pack.modality == 'pcl' else 'image'})"
             )
-    for phrase in REFUSALS:
-        if phrase in low:
-            raise InvalidOutput(f"{where}: refusal phrase {phrase!r}")
+    refusal = find_refusal(clean)
+    if refusal:
+        raise InvalidOutput(f"{where}: refusal phrase {refusal!r}")
     if _COORDS.search(clean):
         raise InvalidOutput(f"{where}: contains coordinates")
     return clean

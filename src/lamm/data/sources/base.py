@@ -13,9 +13,11 @@ A source reader turns a dataset's own annotation files into plain dicts, one per
 ``label``           class of the whole image / object cloud
 ``objects``         ``[{"label", "bbox", ...}]``: 2D ``bbox`` = ``[x1, y1, x2, y2]`` normalised to
                     0–1; 3D ``bbox`` = ``[cx, cy, cz, lx, ly, lz]`` metres. Optional ``color``,
-                    ``keypoints`` (``[[x, y, v]]`` in 0–1), ``object_id``, ``center``
+                    ``keypoints`` (``[[x, y, v]]`` in 0–1), ``object_id``, ``center``. An object of
+                    unknown class is ``{"label": None, "unnamed": True, "bbox", ...}`` (see UNNAMED)
 ``keypoint_names``  names of the keypoints, in order
 ``counts``          ``{label: n}`` (counting data given as points or totals)
+``plurals``         ``{label: plural}`` where the dataset gives the plural (FSC147 class names)
 ``crowd_labels``    labels with uncounted crowd regions (their counts are unknown)
 ``words``           words written in the image, reading order (OCR)
 ``captions``        reference sentences; ``knowledge``: encyclopedic text (C2)
@@ -28,6 +30,7 @@ A source reader turns a dataset's own annotation files into plain dicts, one per
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +41,11 @@ from lamm.registry import Registry
 
 class SourceError(ValueError):
     """An annotation file cannot be read; the message names the file, the entry and the field."""
+
+
+# The marker of an object whose class the annotations do not give (e.g. a ScanNet box that no ScanRefer
+# referral names): builders that would have to print its class skip the record instead (not applicable).
+UNNAMED: dict[str, Any] = {"label": None, "unnamed": True}
 
 
 SourceFn = Callable[..., list[dict[str, Any]]]
@@ -74,18 +82,55 @@ def need(entry: Any, key: str, where: str) -> Any:
     return entry[key]
 
 
+def number(value: Any, where: str, *, integer: bool = False, strings: bool = False) -> Any:
+    """``value`` as a finite ``float`` (``int`` with ``integer``), or a :class:`SourceError` naming
+    ``where`` (file, record and field, e.g. ``"inst.json: annotations[3].bbox[2]"``).
+
+    JSON numbers are required: ``None``, booleans and strings ("640", "n/a") are errors, unless
+    ``strings`` allows numeric strings (ids that datasets write as text, e.g. ScanRefer's ``"12"``).
+
+    >>> number(3, "f: entry 0.width"), number("12", "f: entry 0.object_id", integer=True, strings=True)
+    (3.0, 12)
+    """
+    v = value
+    if strings and isinstance(v, str):
+        try:
+            v = int(v.strip()) if integer else float(v.strip())
+        except ValueError:
+            v = value
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    if ok and integer and isinstance(v, float):
+        ok = v.is_integer()
+    if not ok:
+        what = "an integer" if integer else "a number"
+        raise SourceError(f"{where}: expected {what}, got {value!r}; fix the value in the annotation file")
+    return int(v) if integer else float(v)
+
+
+def numbers(values: Any, where: str, length: int | None = None, *, what: str = "") -> list[float]:
+    """A list of numbers (see :func:`number`), each error naming ``where[k]``; ``length`` is checked
+    when given (``what`` describes the expected layout, e.g. ``"[x, y, w, h]"``)."""
+    if not isinstance(values, (list, tuple)) or (length is not None and len(values) != length):
+        shape = what or (f"a list of {length} numbers" if length is not None else "a list of numbers")
+        raise SourceError(f"{where}: expected {shape}, got {values!r}")
+    return [number(v, f"{where}[{k}]") for k, v in enumerate(values)]
+
+
 def norm_label(label: Any) -> str:
     """Category names as words: ``night_stand`` → ``night stand``; surrounding space removed."""
     return " ".join(str(label).replace("_", " ").split())
 
 
 def box_xywh_to_norm(box: Any, width: float, height: float, where: str, decimals: int = 4) -> list[float]:
-    """COCO ``[x, y, w, h]`` pixels → ``[x1, y1, x2, y2]`` in 0–1 (clipped to the image)."""
-    if not isinstance(box, (list, tuple)) or len(box) != 4:
-        raise SourceError(f"{where}: bbox must be [x, y, w, h], got {box!r}")
-    if not width or not height:
-        raise SourceError(f"{where}: image width/height missing or zero; cannot normalise the box")
-    x, y, w, h = (float(v) for v in box)
+    """COCO ``[x, y, w, h]`` pixels → ``[x1, y1, x2, y2]`` in 0–1 (clipped to the image).
+
+    ``where`` names the box (file, record, field); a bad value raises a :class:`SourceError` naming it."""
+    x, y, w, h = numbers(box, where, 4, what="bbox [x, y, w, h]")
+    if width is None or height is None:
+        raise SourceError(f"{where}: image width/height missing; cannot normalise the box")
+    width, height = number(width, f"{where}: image width"), number(height, f"{where}: image height")
+    if width <= 0 or height <= 0:
+        raise SourceError(f"{where}: image width/height is zero or negative; cannot normalise the box")
     if w < 0 or h < 0:
         raise SourceError(f"{where}: bbox has a negative width or height: {box!r}")
 
@@ -97,9 +142,7 @@ def box_xywh_to_norm(box: Any, width: float, height: float, where: str, decimals
 
 def box_xyxy_to_norm(box: Any, width: float, height: float, where: str, decimals: int = 4) -> list[float]:
     """Pixel ``[x1, y1, x2, y2]`` → normalised; corners are sorted."""
-    if not isinstance(box, (list, tuple)) or len(box) != 4:
-        raise SourceError(f"{where}: bbox must be [x1, y1, x2, y2], got {box!r}")
-    x1, y1, x2, y2 = (float(v) for v in box)
+    x1, y1, x2, y2 = numbers(box, where, 4, what="bbox [x1, y1, x2, y2]")
     return box_xywh_to_norm(
         [min(x1, x2), min(y1, y2), abs(x2 - x1), abs(y2 - y1)], width, height, where, decimals
     )

@@ -19,6 +19,8 @@ from .base import (
     media_path,
     need,
     norm_label,
+    number,
+    numbers,
     read_json,
     register_source,
 )
@@ -30,8 +32,8 @@ def _images(data: dict[str, Any], fname: str) -> dict[int, dict[str, Any]]:
         where = f"{fname}: images[{i}]"
         out[need(img, "id", where)] = {
             "file_name": need(img, "file_name", where),
-            "width": need(img, "width", where),
-            "height": need(img, "height", where),
+            "width": number(need(img, "width", where), f"{where}.width"),
+            "height": number(need(img, "height", where), f"{where}.height"),
             "extra": {k: img[k] for k in ("words", "knowledge", "split") if k in img},
         }
     return out
@@ -94,12 +96,14 @@ def load_coco(
             obj["bbox"] = box_xywh_to_norm(
                 need(ann, "bbox", where), img["width"], img["height"], f"{where}.bbox"
             )
-            obj["bbox_px"] = [float(v) for v in ann["bbox"]]
+            obj["bbox_px"] = numbers(ann["bbox"], f"{where}.bbox", 4)
             obj.update({k: ann[k] for k in ann_fields if k in ann})
             if ann.get("keypoints"):
-                kp = ann["keypoints"]
+                kp = numbers(ann["keypoints"], f"{where}.keypoints")
                 if len(kp) % 3:
                     raise SourceError(f"{where}.keypoints: length {len(kp)} is not a multiple of 3 (x, y, v)")
+                for k in range(2, len(kp), 3):  # visibility flags are integers 0, 1, 2
+                    number(ann["keypoints"][k], f"{where}.keypoints[{k}]", integer=True)
                 obj["keypoints"] = [
                     [round(kp[k] / img["width"], 4), round(kp[k + 1] / img["height"], 4), int(kp[k + 2])]
                     for k in range(0, len(kp), 3)

@@ -2,7 +2,12 @@
 
 FSC147 (``annotation_FSC147_384.json`` + ``ImageClasses_FSC147.txt`` + optional
 ``Train_Test_Val_FSC_147.json``) gives one class and a dot per instance: the count is the number of
-dots. The generic format is a JSON list of ``{"image", "label", "count" | "points" | "boxes"}`` (several
+dots. Its class names are plurals ("sea shells", "apples"): the record's label is the singular
+("sea shell", derived by :func:`lamm.data.builders.inflect.singular`) and ``plurals`` keeps the given
+plural, so counting templates read "How many sea shells ..." and "There is 1 sea shell"; a name that is
+not a plural ("brick") is the label as it is.
+
+The generic format is a JSON list of ``{"image", "label", "count" | "points" | "boxes"}`` (several
 entries may name the same image with different labels). Box-annotated counting sets (Locount-style)
 in COCO format load with the ``coco`` source; the counting builder tallies their objects.
 """
@@ -12,6 +17,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+
+from lamm.data.builders.inflect import is_plural, singular
 
 from .base import SourceError, check_unique_ids, media_path, need, norm_label, read_json, register_source
 
@@ -32,13 +39,14 @@ def load_fsc147(
     cpath = Path(classes)
     if not cpath.exists():
         raise SourceError(f"{cpath}: class list not found")
-    names: dict[str, str] = {}
+    names: dict[str, tuple[str, str | None]] = {}  # image -> (label, given plural)
     for n, line in enumerate(cpath.read_text(encoding="utf-8").splitlines(), start=1):
         if line.strip():
             parts = line.split("\t") if "\t" in line else line.split(None, 1)
             if len(parts) != 2:
                 raise SourceError(f"{cpath}: line {n}: expected 'image<TAB>class', got {line!r}")
-            names[parts[0].strip()] = norm_label(parts[1])
+            given = norm_label(parts[1])
+            names[parts[0].strip()] = (singular(given), given) if is_plural(given) else (given, None)
     keep = None
     if split is not None:
         if splits is None:
@@ -55,13 +63,17 @@ def load_fsc147(
         pts = need(ann[name], "points", where)
         if name not in names:
             raise SourceError(f"{where}: no class for this image in {cpath}")
+        if not isinstance(pts, list):
+            raise SourceError(f"{where}.points: expected a list of [x, y] points, got {type(pts).__name__}")
+        label, given_plural = names[name]
         out.append(
             {
                 "src_dataset": dataset,
                 "src_id": Path(name).stem,
                 "image": media_path(image_prefix, name),
-                "counts": {names[name]: len(pts)},
-                "points": {names[name]: pts},
+                "counts": {label: len(pts)},
+                "points": {label: pts},
+                **({"plurals": {label: given_plural}} if given_plural else {}),
                 **({"split": split} if split else {}),
             }
         )

@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from .base import SourceError, check_unique_ids, media_path, need, read_json, register_source
+from .base import SourceError, check_unique_ids, media_path, need, numbers, read_json, register_source
 
 
 def reading_order(words: list[tuple[str, list[float]]]) -> list[str]:
@@ -87,7 +87,7 @@ def load_textocr(
         if iid not in words:
             raise SourceError(f"{where}: image_id {iid!r} not in 'imgs'")
         if text and text != ".":
-            words[iid].append((text, [float(v) for v in need(ann, "bbox", where)]))
+            words[iid].append((text, numbers(need(ann, "bbox", where), f"{where}.bbox", 4)))
     out = []
     for iid in sorted(words):
         if len(words[iid]) < min_words:

@@ -40,7 +40,14 @@ def load_scanqa(
     rows = []
     for i, e in enumerate(data):
         where = f"{path}: entry {i}"
-        answers = [" ".join(str(a).split()) for a in need(e, "answers", where) if str(a).strip()]
+        raw = need(e, "answers", where)
+        if not isinstance(raw, list):
+            # a string would be read letter by letter ("brown" -> answer "b")
+            raise SourceError(
+                f"{where}.answers: must be a list of strings, got {type(raw).__name__} {raw!r}; "
+                f"write [{raw!r}] for a single answer"
+            )
+        answers = [" ".join(str(a).split()) for a in raw if str(a).strip()]
         if not answers:
             raise SourceError(f"{where}: 'answers' is empty")
         q = str(need(e, "question", where)).strip()

@@ -2,8 +2,12 @@
 
 ``ScanRefer_filtered_{split}.json`` entries carry ``scene_id``, ``object_id``, ``object_name``,
 ``ann_id`` and ``description``; the boxes come from the scenes' ``*_aligned_bbox.npy`` (whose 8th
-column is the ScanNet object id). ScanRefer covers all ScanNet classes, so boxes are read with every
-label id kept unless ``label_names`` is given.
+column is the ScanNet object id). ScanRefer covers all ScanNet classes, so every box is read. Without
+``label_names`` an object is named by the ``object_name`` of a referral to it; an object that no
+referral names is kept *unnamed* (``{"label": None, "unnamed": True}``): its box still answers
+referrals, but builders that would have to print its class (detection3d, generated grounding
+expressions) skip the scene and count it as not applicable. With ``label_names`` (label id → name)
+only the boxes of those ids are read, named by the table.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .base import SourceError, media_path, need, read_json, register_source
+from .base import SourceError, media_path, need, norm_label, number, read_json, register_source
 from .scenes3d import read_aligned_bbox
 
 
@@ -31,7 +35,9 @@ def load_scanrefer(
         raise SourceError(f"{path}: expected a JSON list of ScanRefer entries")
     base = Path(bbox_dir)
     prefix = str(base.resolve()) if pcl_prefix is None else pcl_prefix
+    table = {int(k): str(v) for k, v in label_names.items()} if label_names else None
     scenes: dict[str, dict[str, Any]] = {}
+    names: dict[tuple[str, int], str] = {}  # (scene, object id) -> the first object_name given for it
     for i, e in enumerate(data):
         where = f"{path}: entry {i}"
         scene = str(need(e, "scene_id", where))
@@ -39,34 +45,31 @@ def load_scanrefer(
             f = base / f"{scene}_aligned_bbox.npy"
             if not f.exists():
                 raise SourceError(f"{where}: box file {f} for scene {scene!r} not found")
-            names = {int(k): str(v) for k, v in label_names.items()} if label_names else _AllLabels()
             scenes[scene] = {
                 "src_dataset": dataset,
                 "src_id": scene,
                 "pcl": media_path(prefix, pcl_pattern.format(scene=scene)),
-                "objects": read_aligned_bbox(f, names),
+                "objects": read_aligned_bbox(f, table or {}, keep_unnamed=table is None),
                 "referrals": [],
             }
         rec = scenes[scene]
-        oid = int(need(e, "object_id", where))
+        oid = number(need(e, "object_id", where), f"{where}.object_id", integer=True, strings=True)
         if not any(o["object_id"] == oid for o in rec["objects"]):
             raise SourceError(f"{where}: object_id {oid} is not in {scene}_aligned_bbox.npy")
+        name = norm_label(e["object_name"]) if e.get("object_name") not in (None, "") else ""
+        if name:
+            names.setdefault((scene, oid), name)
         rec["referrals"].append(
             {
                 "id": f"{oid}-{e.get('ann_id', i)}",
                 "object_id": oid,
-                "label": " ".join(str(e.get("object_name", "object")).replace("_", " ").split()),
+                "label": name or "object",
                 "description": str(need(e, "description", where)),
             }
         )
+    for scene, rec in scenes.items():
+        for o in rec["objects"]:
+            if o.get("unnamed") and (scene, o["object_id"]) in names:
+                o["label"] = names[(scene, o["object_id"])]
+                del o["unnamed"]
     return [scenes[s] for s in sorted(scenes)]
-
-
-class _AllLabels(dict):
-    """A label table that names every id ``label{id}``; the ScanRefer ``object_name`` is used instead."""
-
-    def __contains__(self, key: object) -> bool:
-        return True
-
-    def __getitem__(self, key: Any) -> str:
-        return f"label{key}"

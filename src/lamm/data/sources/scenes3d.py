@@ -13,7 +13,17 @@ from typing import Any
 
 import numpy as np
 
-from .base import SourceError, check_unique_ids, media_path, need, norm_label, read_json, register_source
+from .base import (
+    UNNAMED,
+    SourceError,
+    check_unique_ids,
+    media_path,
+    need,
+    norm_label,
+    numbers,
+    read_json,
+    register_source,
+)
 
 # NYU40 ids of ScanNet's 18 detection classes (VoteNet's table).
 SCANNET18: dict[int, str] = {
@@ -38,8 +48,14 @@ SCANNET18: dict[int, str] = {
 }
 
 
-def read_aligned_bbox(path: str | os.PathLike, label_names: dict[int, str]) -> list[dict[str, Any]]:
-    """Objects of one ``*_aligned_bbox.npy``: ``[{"label", "bbox", "object_id"}]`` (named classes only)."""
+def read_aligned_bbox(
+    path: str | os.PathLike, label_names: dict[int, str], keep_unnamed: bool = False
+) -> list[dict[str, Any]]:
+    """Objects of one ``*_aligned_bbox.npy``: ``[{"label", "bbox", "object_id"}]``.
+
+    Rows whose label id ``label_names`` does not name are dropped, or with ``keep_unnamed`` kept as
+    *unnamed* objects: ``{"label": None, "unnamed": True, "label_id": id, ...}`` (their class is
+    unknown; the caller may name them, and builders never print a placeholder for them)."""
     p = Path(path)
     try:
         arr = np.load(p, allow_pickle=False)
@@ -54,18 +70,13 @@ def read_aligned_bbox(path: str | os.PathLike, label_names: dict[int, str]) -> l
     out = []
     for i, row in enumerate(arr):
         lid = int(row[6])
-        if lid not in label_names:
+        if lid not in label_names and not keep_unnamed:
             continue
         box = [round(float(v), 4) for v in row[:6]]
         if not np.all(np.isfinite(row[:6])) or any(v <= 0 for v in box[3:]):
             raise SourceError(f"{p}: row {i}: box {box} has a non-finite value or a non-positive size")
-        out.append(
-            {
-                "label": norm_label(label_names[lid]),
-                "bbox": box,
-                "object_id": int(row[7]) if arr.shape[1] > 7 else i,
-            }
-        )
+        named = {"label": norm_label(label_names[lid])} if lid in label_names else UNNAMED | {"label_id": lid}
+        out.append({**named, "bbox": box, "object_id": int(row[7]) if arr.shape[1] > 7 else i})
     return out
 
 
@@ -126,15 +137,11 @@ def load_scene_list(
         objs = []
         for j, o in enumerate(need(e, "objects", where)):
             box = need(o, "bbox", f"{where}: objects[{j}]")
-            if not isinstance(box, list) or len(box) != 6:
-                raise SourceError(
-                    f"{where}: objects[{j}].bbox: expected [cx, cy, cz, lx, ly, lz], got {box!r}"
-                )
             objs.append(
                 {
                     **o,
                     "label": norm_label(need(o, "label", f"{where}: objects[{j}]")),
-                    "bbox": [float(v) for v in box],
+                    "bbox": numbers(box, f"{where}: objects[{j}].bbox", 6, what="[cx, cy, cz, lx, ly, lz]"),
                 }
             )
         rec = {

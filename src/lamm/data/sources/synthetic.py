@@ -17,7 +17,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .base import SourceError, check_unique_ids, media_path, need, norm_label, read_json, register_source
+from .base import (
+    SourceError,
+    check_unique_ids,
+    media_path,
+    need,
+    norm_label,
+    numbers,
+    read_json,
+    register_source,
+)
 from .coco import load_coco
 
 
@@ -75,7 +84,7 @@ def load_synthetic_objects_3d(
                 "objects": [
                     {
                         "label": norm_label(e["label"]),
-                        "bbox": [float(v) for v in need(e, "bbox", where)],
+                        "bbox": numbers(need(e, "bbox", where), f"{where}.bbox", 6),
                         **({"color": e["color"]} if e.get("color") else {}),
                     }
                 ],
@@ -103,7 +112,7 @@ def load_synthetic_scenes_3d(
                 {
                     "object_id": oid,
                     "label": norm_label(need(o, "label", ow)),
-                    "bbox": [float(v) for v in need(o, "bbox", ow)],
+                    "bbox": numbers(need(o, "bbox", ow), f"{ow}.bbox", 6),
                     **({"color": o["color"]} if o.get("color") else {}),
                 }
             )

@@ -48,7 +48,10 @@ def load_vqav2(
 ) -> list[dict[str, Any]]:
     """VQA v2 ``*_questions.json`` + ``*_annotations.json``; ``image_pattern`` names the image file."""
     qs = need(read_json(questions), "questions", str(questions))
-    anns = {a["question_id"]: a for a in need(read_json(annotations), "annotations", str(annotations))}
+    anns = {
+        need(a, "question_id", f"{annotations}: annotations[{i}]"): a
+        for i, a in enumerate(need(read_json(annotations), "annotations", str(annotations)))
+    }
     rows = []
     for i, q in enumerate(qs):
         where = f"{questions}: questions[{i}]"
@@ -144,6 +147,9 @@ def load_qa_list(
         need(qa, "question", where)
         if "answer" not in qa and "choices" not in qa:
             raise SourceError(f"{where}: needs 'answer' or 'choices' + 'answer_index'")
+        for key in ("choices", "distractors"):
+            if key in qa and not isinstance(qa[key], list):  # a string would be read letter by letter
+                raise SourceError(f"{where}.{key}: must be a list of strings, got {qa[key]!r}")
         qa["id"] = str(e.get("id", i))
         rows.append((Path(image).with_suffix("").as_posix(), image, qa))
     return _group(rows, dataset, image_prefix)
