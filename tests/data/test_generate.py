@@ -482,3 +482,11 @@ def test_resume_after_kill_neither_duplicates_nor_loses(tmp_path):
     for rid, rec in before.items():  # finished records were kept as they were and not asked again
         assert next(r for r in lines if r["id"] == rid) == rec
         assert server.calls[rec["src_id"]] == calls_before[rec["src_id"]]
+
+
+def test_done_records_with_unicode_line_separators_read_back(tmp_path):
+    """An LLM reply may hold U+2028 / U+2029, written raw (ensure_ascii=False): resume must not split there."""
+    out = tmp_path / "c1.jsonl"
+    rec = {"id": "r1", "conversations": [{"from": "gpt", "value": "one\u2028two\u2029three\x85four"}]}
+    out.write_text(json.dumps(rec, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert read_done(out) == {"r1": rec}

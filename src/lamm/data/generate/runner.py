@@ -33,7 +33,7 @@ from pydantic import Field
 from lamm.config import Config
 from lamm.conversation import Conversation, Message
 from lamm.data.builders.base import pick, record_id, rng_for, stable_int
-from lamm.fileio import append_jsonl, write_json_atomic
+from lamm.fileio import append_jsonl, jsonl_lines, write_json_atomic
 from lamm.infer.engine import Engine, GenerateRequest, GenerationSettings
 
 from .context import render_context
@@ -167,7 +167,7 @@ def read_done(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
             fh.truncate(good_end)
         raw = raw[:good_end]
     done: dict[str, dict[str, Any]] = {}
-    for n, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
+    for n, line in jsonl_lines(raw.decode("utf-8")):
         if not line.strip():
             continue
         try:
