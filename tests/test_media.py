@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import tracemalloc
+import zipfile
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from lamm.media import MediaError, load_image, load_media, load_point_cloud, save_ply
+from lamm.media import MediaError, MediaTooLarge, load_image, load_media, load_point_cloud, save_ply
 
 
 def test_image_modes_become_rgb(tmp_path):
@@ -110,3 +112,106 @@ def test_load_media_dispatch(tmp_path):
     Image.new("RGB", (4, 4)).save(tmp_path / "i.png")
     assert isinstance(load_media("p.npy", tmp_path), np.ndarray)
     assert isinstance(load_media("i.png", tmp_path), Image.Image)
+
+
+def _npy_bytes(shape: tuple[int, ...], body: bytes, descr: str = "<f4") -> bytes:
+    """A ``.npy`` file whose header declares ``shape`` and whose data is ``body`` (possibly too short)."""
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": descr, "fortran_order": False, "shape": shape})
+    return buf.getvalue() + body
+
+
+def _npz_bomb(path, n_points: int) -> None:
+    """A compressed ``.npz`` of ``n_points`` zero points, streamed: KBs on disk, 12 bytes a point inside."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z, \
+            z.open("points.npy", "w", force_zip64=True) as fh:
+        fh.write(_npy_bytes((n_points, 3), b""))
+        zeros, left = bytes(1 << 20), n_points * 12
+        while left:
+            fh.write(zeros[: min(left, len(zeros))])
+            left -= min(left, len(zeros))
+
+
+def test_npz_bomb_is_refused_from_its_header_without_decompressing(tmp_path):
+    p = tmp_path / "bomb.npz"
+    _npz_bomb(p, 4_000_000)  # 48 MB of float32 inside
+    assert p.stat().st_size < 200_000
+    want = r"bomb.npz \(array 'points'\): 4000000 points; the limit is 1000"
+    tracemalloc.start()
+    try:
+        with pytest.raises(MediaTooLarge, match=want):
+            load_point_cloud(p, max_points=1000)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4_000_000, f"{peak} bytes allocated to refuse the cloud"
+    small = tmp_path / "small.npz"
+    _npz_bomb(small, 500)  # within the limit: loads
+    assert load_point_cloud(small, max_points=1000).shape == (500, 3)
+
+
+def test_declared_shape_is_checked_before_the_data(tmp_path):
+    p = tmp_path / "liar.npy"
+    p.write_bytes(_npy_bytes((40_000_000, 3), bytes(24)))
+    with pytest.raises(MediaTooLarge, match="40000000 points; the limit is 1000"):
+        load_point_cloud(p, max_points=1000)
+    # no limit: the header asks for more bytes than the file holds, which is a corrupt file (not MemoryError)
+    for shape in [(40_000_000, 3), (99_999_999_999, 3)]:
+        p.write_bytes(_npy_bytes(shape, bytes(24)))
+        with pytest.raises(MediaError, match=r"liar.npy: truncated or corrupt .npy file: the header"):
+            load_point_cloud(p)
+    # few points, absurdly many columns: refused by size under a limit
+    p.write_bytes(_npy_bytes((10, 10_000_000), b""))
+    with pytest.raises(MediaTooLarge, match="bytes of array data"):
+        load_point_cloud(p, max_points=1000)
+    p.write_bytes(_npy_bytes((5, 3), b"", descr="|O"))
+    with pytest.raises(MediaError, match="numeric"):
+        load_point_cloud(p)
+    p.write_bytes(_npy_bytes((-5, 3), b""))
+    with pytest.raises(MediaError, match="negative"):
+        load_point_cloud(p)
+    z = tmp_path / "liar.npz"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("points.npy", _npy_bytes((1000, 3), bytes(24)))
+    with pytest.raises(MediaError, match=r"liar.npz \(array 'points'\): truncated or corrupt"):
+        load_point_cloud(z)
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("points.npy", b"not an array")
+    with pytest.raises(MediaError, match="liar.npz"):
+        load_point_cloud(z)
+    (tmp_path / "notzip.npz").write_bytes(b"hello world")
+    with pytest.raises(MediaError, match="notzip.npz"):
+        load_point_cloud(tmp_path / "notzip.npz")
+
+
+def test_ply_vertex_count_limit_and_malformed_headers(tmp_path):
+    pts = np.random.default_rng(2).normal(size=(50, 3)).astype(np.float32)
+    save_ply(tmp_path / "c.ply", pts)
+    with pytest.raises(MediaTooLarge, match="50 points; the limit is 10"):
+        load_point_cloud(tmp_path / "c.ply", max_points=10)
+    assert load_point_cloud(tmp_path / "c.ply", max_points=50).shape == (50, 3)
+    xyz = "property float x\nproperty float y\nproperty float z\n"
+    bad = {
+        "count_word": f"ply\nformat ascii 1.0\nelement vertex abc\n{xyz}end_header\n",
+        "count_missing": f"ply\nformat ascii 1.0\nelement vertex\n{xyz}end_header\n",
+        "count_negative": f"ply\nformat binary_little_endian 1.0\nelement vertex -1\n{xyz}end_header\n",
+        "format_missing": "ply\nformat\nend_header\n",
+        "property_name_missing": "ply\nformat ascii 1.0\nelement vertex 1\nproperty float\nend_header\n",
+        "property_twice": f"ply\nformat binary_little_endian 1.0\nelement vertex 1\n{xyz}property float x\n"
+                          "end_header\n",
+        "forged_count": f"ply\nformat binary_little_endian 1.0\nelement vertex 999999999999\n{xyz}"
+                        "end_header\n",
+        "no_newline": f"ply\nformat ascii 1.0\nelement vertex 1\n{xyz}end_header",
+        "ragged": f"ply\nformat ascii 1.0\nelement vertex 2\n{xyz}end_header\n1 2 3\n4 5\n",
+    }
+    for name, text in bad.items():
+        (tmp_path / f"{name}.ply").write_bytes(text.encode() + bytes(12))
+        with pytest.raises(MediaError, match=f"{name}.ply"):
+            load_point_cloud(tmp_path / f"{name}.ply")
+
+
+def test_numpy_files_are_read_by_content(tmp_path):
+    pts = np.ones((4, 3), dtype=np.float32)
+    np.savez(tmp_path / "a.npz", pts)  # saved as .npz ...
+    (tmp_path / "a.npz").rename(tmp_path / "b.npy")  # ... named .npy: numpy.load goes by content, so do we
+    assert load_point_cloud(tmp_path / "b.npy").shape == (4, 3)

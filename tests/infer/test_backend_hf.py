@@ -86,3 +86,19 @@ def test_point_cloud_is_refused_clearly(engine, pcl_file):
 def test_fingerprint_follows_weights(engine, tiny_llava_dir):
     assert engine.fingerprint().startswith("hf:") and engine.fingerprint() == engine.fingerprint()
     assert len(engine.fingerprint()) > len("hf:") + 16
+
+
+def test_seeded_sampling_does_not_depend_on_the_batch(engine, image_file):
+    """model.generate samples all rows from one generator: seeded sampling requests run one at a time,
+    so a reply is the same alone, among other requests, and streamed."""
+    def req(q: str, seed: int = 5) -> GenerateRequest:
+        return GenerateRequest(Conversation.single_turn(q, [MediaRef("image", path=str(image_file))]),
+                               GenerationSettings(max_new_tokens=10, temperature=1.0, seed=seed))
+
+    target = req("what is in the image?")
+    alone = engine.generate([target])[0]
+    batched = engine.generate([req("describe the picture in detail please."), target,
+                               req("how many shapes?")])
+    assert batched[1] == alone
+    assert "".join(engine.stream(target)) == alone
+    assert len({alone, *engine.generate([req("what is in the image?", seed=s) for s in (6, 7)])}) > 1

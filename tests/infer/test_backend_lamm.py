@@ -201,3 +201,31 @@ def test_merge_lora_rebuilds_the_static_decoder(lora_dir, media):
     old = eng._static
     assert eng.merge_lora() and eng._static is None
     assert eng.generate(reqs) == before and eng._static is not old
+
+
+@pytest.mark.parametrize("static", ["false", "true"])
+def test_seeded_sampling_does_not_depend_on_the_batch(tiny_model_dir, media, static):
+    """A seeded request's reply is the same alone, in a batch of 3 different requests (same or other
+    seeds), and streamed; on the static-cache (CUDA) decoding path too."""
+    eng = load_engine(f"lamm:{tiny_model_dir}", media_root=str(media), batch_size=3, device="cpu",
+                      static_cache=static)
+    kw = {"temperature": 1.0, "top_p": 0.95}
+    target = _req("what is it?", "red.png", seed=7, **kw)
+    alone = eng.generate([target])[0]
+    same_seed = eng.generate([_req("describe the image in detail, please", "blue.png", seed=7, **kw), target,
+                              _req("hello", seed=7, **kw)])
+    other_seeds = eng.generate([_req("what object?", "cloud.npy", "pcl", seed=1, **kw), target,
+                                _req("and this one?", "red.png", **kw)])
+    assert same_seed[1] == alone and other_seeds[1] == alone
+    assert "".join(eng.stream(target)) == alone
+    # it really samples: the same prompt with other seeds gives other replies
+    greedy = eng.generate([_req("what is it?", "red.png")])[0]
+    others = eng.generate([_req("what is it?", "red.png", seed=s, **kw) for s in (8, 9)])
+    assert len({alone, greedy, *others}) > 2
+
+
+def test_top_p_zero_keeps_the_top_token(engine):
+    greedy = engine.generate([_req("what is it?", "red.png")])[0]
+    r = _req("what is it?", "red.png", temperature=1.0, top_p=0.0, seed=3)
+    assert engine.generate([r])[0] == greedy
+    assert "".join(engine.stream(r)) == greedy

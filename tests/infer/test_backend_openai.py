@@ -115,3 +115,78 @@ def test_vllm_missing_gives_install_hint():
         pytest.skip("vLLM is installed here")
     with pytest.raises(ValueError, match="pip install vllm"):
         load_engine("vllm:some/model")
+
+
+# ------------------------------------------------------------------------------------------ streaming
+def _sse(text: str) -> bytes:
+    return f'data: {json.dumps({"choices": [{"index": 0, "delta": {"content": text}}]})}\n\n'.encode()
+
+
+class _Events(httpx.SyncByteStream):
+    """A scripted SSE body: byte chunks, then optionally a dropped connection."""
+
+    def __init__(self, chunks: list[bytes], drop: bool = False) -> None:
+        self.chunks, self.drop = chunks, drop
+
+    def __iter__(self):
+        yield from self.chunks
+        if self.drop:
+            raise httpx.ReadError("connection reset by peer")
+
+
+def _streaming_engine(bodies: list[_Events], calls: list[int]):
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=bodies.pop(0))
+    return load_engine("openai:m@http://fake/v1", transport=httpx.MockTransport(handler), backoff=0.0)
+
+
+_FULL = [_sse("Hello "), _sse("world, "), _sse("bye."), b"data: [DONE]\n\n"]
+
+
+def test_stream_drop_after_pieces_raises_instead_of_repeating_them():
+    calls: list[int] = []
+    eng = _streaming_engine([_Events(_FULL[:2], drop=True), _Events(_FULL)], calls)
+    pieces = eng.stream(_req(max_new_tokens=8))
+    got = next(pieces) + next(pieces)
+    with pytest.raises(OpenAIError, match="after part of the reply"):
+        next(pieces)
+    # the consumer keeps exactly what arrived once; no second request re-sent the start of the reply
+    assert got == "Hello world, " and len(calls) == 1 and eng.usage.failures == 1
+
+
+def test_stream_drop_before_any_piece_is_retried():
+    calls: list[int] = []
+    eng = _streaming_engine([_Events([], drop=True), _Events(_FULL)], calls)
+    assert "".join(eng.stream(_req(max_new_tokens=8))) == "Hello world, bye."
+    assert len(calls) == 2 and eng.usage.failures == 0 and eng.usage.requests == 1
+
+
+@pytest.mark.parametrize("tail, match", [
+    ([(b'data: {"error": {"message": "generation failed: RuntimeError: CUDA error", '
+       b'"type": "server_error"}}\n\n')], "reported an error.*CUDA error"),
+    ([], r"without 'data: \[DONE\]'"),
+    ([b"data: {not json\n\n"], "malformed server-sent event"),
+])
+def test_stream_that_ends_badly_is_an_error_not_a_short_reply(tail, match):
+    calls: list[int] = []
+    eng = _streaming_engine([_Events([_sse("The answer")] + tail)], calls)
+    with pytest.raises(OpenAIError, match=match):
+        "".join(eng.stream(_req(max_new_tokens=8)))
+    assert eng.usage.failures == 1 and len(calls) == 1
+
+
+def test_stream_failure_in_our_server_reaches_the_client(run_uvicorn):
+    from lamm.infer.backends.dummy import DummyEngine
+
+    class FailsMidway(DummyEngine):
+        def stream(self, request):
+            yield "The answer"
+            raise RuntimeError("device lost")
+
+    with run_uvicorn(create_app(FailsMidway("constant=x"), ServerConfig(model_name="m"))) as url:
+        eng = load_engine(f"openai:m@{url}/v1", max_retries=0)
+        with pytest.raises(OpenAIError, match="device lost"):
+            "".join(eng.stream(_req(max_new_tokens=8)))
+        assert eng.usage.failures == 1
+        eng.close()

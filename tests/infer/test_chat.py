@@ -195,3 +195,62 @@ def test_interactive_chat_on_a_terminal(tmp_path, image_file, pcl_file):
     finally:
         code = term.close()
     assert code == 0
+
+
+def test_resume_after_a_kill_inside_a_multibyte_character(tmp_path):
+    q = tmp_path / "q.jsonl"
+    q.write_text("".join(json.dumps({"question_id": i, "text": f"question {i}"}) + "\n" for i in range(5)))
+    # written as UTF-8 (ensure_ascii=False): 3 bytes a character
+    eng = load_engine("dummy:constant=答案是猫")
+    clean, out = tmp_path / "clean.jsonl", tmp_path / "a.jsonl"
+    run_batch(eng, q, clean)
+    lines = clean.read_bytes().splitlines(keepends=True)
+    cut = lines[3][: lines[3].index("猫".encode()) + 1]  # the kill landed after 1 byte of a 3-byte character
+    out.write_bytes(b"".join(lines[:3]) + cut)
+    s = run_batch(eng, q, out)
+    assert s.dropped_truncated_line and (s.skipped_done, s.answered) == (3, 2)
+    assert out.read_bytes() == clean.read_bytes()
+    # the same bytes in the middle of the file are not ours to repair: an error naming the line
+    out.write_bytes(b"".join(lines[:3]) + cut + b"\n" + lines[4])
+    with pytest.raises(FileFormatError, match=r"a.jsonl:4: not a valid answer line"):
+        load_done(out)
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"chunk": 0}, "chunk must be at least 1"),
+    ({"chunk": -1}, "chunk must be at least 1"),
+    ({"max_new_tokens": 0}, "max_new_tokens must be at least 1"),
+])
+def test_batch_refuses_settings_that_would_lose_answers(tmp_path, kw, match):
+    from lamm.infer.engine import GenerationSettings
+
+    q = tmp_path / "q.jsonl"
+    q.write_text("".join(json.dumps({"question_id": i, "text": f"q{i}"}) + "\n" for i in range(3)))
+    out = tmp_path / "a.jsonl"
+    settings = GenerationSettings(max_new_tokens=kw.get("max_new_tokens", 8))
+    with pytest.raises(ValueError, match=match):
+        run_batch(load_engine("dummy"), q, out, settings, chunk=kw.get("chunk", 16))
+    assert not out.exists()
+    # every chunk size answers every question, the last partial chunk included
+    for chunk in (1, 2, 3, 5):
+        s = run_batch(load_engine("dummy"), q, tmp_path / f"a{chunk}.jsonl", chunk=chunk)
+        assert s.answered == 3 and len(_rows(tmp_path / f"a{chunk}.jsonl")) == 3
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--chunk", "0"], "--chunk"),
+    (["--chunk", "-1"], "--chunk"),
+    (["--max-new-tokens", "0"], "--max-new-tokens"),
+    (["--top-p", "0", "--temperature", "0.7"], "--top-p"),
+    (["--top-p", "1.5"], "--top-p"),
+])
+def test_cli_refuses_bad_batch_settings(tmp_path, args, match):
+    from lamm.cli.main import app
+
+    q = tmp_path / "q.jsonl"
+    q.write_text(json.dumps({"question_id": 1, "text": "hi"}) + "\n")
+    out = tmp_path / "a.jsonl"
+    res = CliRunner().invoke(app, ["chat", "--model", "dummy", "--questions", str(q), "--answers", str(out),
+                                   *args])
+    assert res.exit_code == 2, res.output
+    assert match in res.output and not out.exists()

@@ -155,6 +155,91 @@ def test_unsupported_modality_is_a_400(tiny_llava_dir, pcl_file):
     assert r.status_code == 400 and "point clouds are not supported" in r.json()["error"]["message"]
 
 
+def _data_url(mime: str, raw: bytes) -> str:
+    return f"data:{mime};base64," + base64.b64encode(raw).decode()
+
+
+def _npy_header_only(shape: tuple[int, ...], body: bytes = b"") -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    return buf.getvalue() + body
+
+
+def _pcl_body(url: str) -> dict:
+    part = {"type": "point_cloud_url", "point_cloud_url": {"url": url}}
+    return {"messages": [{"role": "user", "content": [part, {"type": "text", "text": "what?"}]}]}
+
+
+@pytest.fixture
+def dummy_client(tmp_path):
+    from fastapi.testclient import TestClient
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "ok.png")
+    cfg = ServerConfig(model_name="m", media_roots=[str(tmp_path)], limits=ServerLimits(max_points=1000))
+    with TestClient(create_app(load_engine("dummy"), cfg), raise_server_exceptions=False) as client:
+        yield client
+
+
+def test_compressed_point_cloud_is_refused_before_it_is_expanded(dummy_client):
+    import tracemalloc
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z, \
+            z.open("points.npy", "w", force_zip64=True) as fh:
+        fh.write(_npy_header_only((4_000_000, 3)))
+        for _ in range(48):
+            fh.write(bytes(1_000_000))  # 48 MB of zeros: ~50 KB compressed
+    url = _data_url("application/x-npz", buf.getvalue())
+    assert len(url) < 200_000
+    tracemalloc.start()
+    try:
+        r = dummy_client.post("/v1/chat/completions", json=_pcl_body(url))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["code"] == "point_cloud_too_large" and err["param"] == "messages[0].content[0]"
+    assert "4000000 points; the limit is 1000" in err["message"]
+    assert peak < 8_000_000, f"{peak} bytes allocated to refuse a {len(url)}-byte request"
+
+
+@pytest.mark.parametrize("part, what", [
+    ("ply_count_word", "not an integer"),
+    ("ply_count_missing", "needs a name and a count"),
+    ("ply_format_missing", "'format' needs a value"),
+    ("ply_count_negative", "negative"),
+    ("npy_absurd_shape", "points; the limit is 1000"),
+    ("npy_bad_header", "corrupt header"),
+    ("path_nul", "NUL"),
+])
+def test_malformed_media_are_400_naming_the_part(dummy_client, part, what):
+    xyz = b"property float x\nproperty float y\nproperty float z\n"
+    ply = {"ply_count_word": b"ply\nformat ascii 1.0\nelement vertex abc\n" + xyz + b"end_header\n",
+           "ply_count_missing": b"ply\nformat ascii 1.0\nelement vertex\nend_header\n",
+           "ply_format_missing": b"ply\nformat\nend_header\n",
+           "ply_count_negative": b"ply\nformat binary_little_endian 1.0\nelement vertex -1\n" + xyz
+           + b"end_header\n"}
+    if part in ply:
+        body = _pcl_body(_data_url("application/x-ply", ply[part]))
+    elif part == "npy_absurd_shape":
+        body = _pcl_body(_data_url("application/x-npy", _npy_header_only((99_999_999_999, 3), bytes(24))))
+    elif part == "npy_bad_header":
+        body = _pcl_body(_data_url("application/x-npy", b"\x93NUMPY\x01\x00\x10\x00{'descr': '<f4'}\n"))
+    else:
+        part = {"type": "image_url", "image_url": {"url": "ok\x00.png"}}
+        body = {"messages": [{"role": "user", "content": [part]}]}
+    r = dummy_client.post("/v1/chat/completions", json=body)
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["param"] == "messages[0].content[0]" and what in err["message"], err
+    assert err["message"].startswith("messages[0].content[0]: ")
+    ok = dummy_client.post("/v1/chat/completions", json=_pcl_body(_data_url(
+        "application/x-npy", _npy_header_only((2, 3), bytes(24)))))
+    assert ok.status_code == 200, ok.text
+
+
 def test_cli_serve_api_runs_and_stops(free_port, tmp_path):
     import os
     import signal

@@ -35,12 +35,14 @@ def chat(
     questions: Annotated[Path | None, typer.Option(help="Batch mode: JSONL of {question_id, text, image|pcl}.")] = None,
     answers: Annotated[Path | None, typer.Option(help="Batch mode: answers JSONL (appended; a rerun resumes).")] = None,
     root: Annotated[Path | None, typer.Option(help="Folder that relative image/pcl paths are read from.")] = None,
-    max_new_tokens: Annotated[int, typer.Option(help="Most tokens per reply.")] = 256,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Most tokens per reply (at least 1).")] = 256,
     temperature: Annotated[float, typer.Option(help="0 = greedy; above 0 samples.")] = 0.0,
-    top_p: Annotated[float, typer.Option(help="Nucleus sampling mass (with temperature > 0).")] = 1.0,
+    top_p: Annotated[float, typer.Option(
+        help="Nucleus sampling mass, 0 < top_p <= 1 (with temperature > 0).")] = 1.0,
     seed: Annotated[int | None, typer.Option(help="Sampling seed (same seed, same reply).")] = None,
     task_type: Annotated[str, typer.Option(help="Task type selecting the system message (normal, VQA, detection, ...).")] = "normal",
-    chunk: Annotated[int, typer.Option(help="Batch mode: questions per engine call.")] = 16,
+    chunk: Annotated[int, typer.Option(
+        min=1, help="Batch mode: questions per engine call (at least 1).")] = 16,
     option: EngineOpts = None,
 ) -> None:
     """Chat with a model about an image or a point cloud (interactive, or batch over JSONL).
@@ -55,6 +57,8 @@ def chat(
         raise typer.BadParameter("batch mode needs both --questions and --answers")
     if image and pcl:
         raise typer.BadParameter("give --image or --pcl, not both")
+    if not 0.0 < top_p <= 1.0:
+        raise typer.BadParameter(f"--top-p must be in (0, 1], got {top_p:g}", param_hint="--top-p")
     settings = GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
     with user_errors(ValueError):
         engine = load_engine(model, media_root=str(root) if root else None, **parse_engine_options(option))

@@ -13,7 +13,10 @@ from lamm.cli.common import console, user_errors
 
 def export_command(
     checkpoint: Annotated[Path, typer.Argument(help="A lamm checkpoint directory (e.g. RUN/checkpoints/step-00001000).")],
-    out: Annotated[Path, typer.Option("--out", help="Output directory (replaced if it exists).")],
+    out: Annotated[Path, typer.Option("--out", help=(
+        "Output directory: new, empty, or a previous lamm export (holding export_manifest.json), which is "
+        "replaced. Any other existing folder, the checkpoint's own folder or one above it, and the current "
+        "folder are refused; nothing is deleted."))],
     verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Check merged == unmerged logits on a fixed batch.")] = True,
     atol: Annotated[float, typer.Option(help="Largest allowed absolute logit difference (fp32).")] = 1e-4,
 ) -> None:

@@ -18,10 +18,13 @@ BatchSize = int | Literal["auto"]
 AUTO_START = 64
 
 
-def settings_key(req: Any) -> tuple:
-    """Generation requests with equal keys (``GenerationSettings``) can share one batch."""
+def settings_key(req: Any, seed: bool = True) -> tuple:
+    """Generation requests with equal keys (``GenerationSettings``) can share one batch.
+
+    ``seed=False`` leaves the seed out, for backends that seed every row on its own."""
     s = req.settings
-    return (s.max_new_tokens, s.greedy, s.temperature, s.top_p, tuple(s.stop), s.seed)
+    key = (s.max_new_tokens, s.greedy, s.temperature, s.top_p, tuple(s.stop))
+    return key + (s.seed,) if seed else key
 
 
 def is_oom(exc: BaseException) -> bool:

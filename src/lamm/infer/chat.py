@@ -156,16 +156,19 @@ def load_done(path: str | os.PathLike) -> tuple[set[str], bool]:
     p = Path(path)
     if not p.exists():
         return set(), False
-    text = p.read_text(encoding="utf-8")
-    lines = text.split("\n")
+    data = p.read_bytes()
+    # bytes, not text: a killed write may cut a multi-byte UTF-8 character, which only the broken
+    # line may hold; each line is decoded on its own, inside the same check as its JSON
+    lines = data.split(b"\n")
     done, keep, dropped = set(), [], False
-    for i, line in enumerate(lines):
-        if not line.strip():
+    for i, raw in enumerate(lines):
+        if not raw.strip():
             continue
         try:
+            line = raw.decode("utf-8")
             row = json.loads(line)
             ok = isinstance(row, dict) and "question_id" in row
-        except json.JSONDecodeError:
+        except (UnicodeDecodeError, json.JSONDecodeError):
             ok = False
         if not ok:
             is_last = all(not rest.strip() for rest in lines[i + 1:])
@@ -176,7 +179,7 @@ def load_done(path: str | os.PathLike) -> tuple[set[str], bool]:
             break
         done.add(str(row["question_id"]))
         keep.append(line)
-    if dropped or (text and not text.endswith("\n")):
+    if dropped or (data and not data.endswith(b"\n")):
         write_text_atomic(p, "".join(k + "\n" for k in keep))
     return done, dropped
 
@@ -194,9 +197,15 @@ def run_batch(engine: Engine, questions: str | os.PathLike, answers: str | os.Pa
     """Answer every question not yet in ``answers``, ``chunk`` at a time (one engine call per chunk,
     which the engine batches); each answer line is appended and flushed as soon as it exists.
 
-    ``progress(done, total)`` is called after each chunk.
+    ``progress(done, total)`` is called after each chunk. Raises ``ValueError`` for ``chunk < 1`` or
+    ``settings.max_new_tokens < 1`` before anything is read or written.
     """
     settings = settings or GenerationSettings()
+    if chunk < 1:
+        raise ValueError(f"chunk must be at least 1 (questions per engine call), got {chunk}")
+    if settings.max_new_tokens < 1:
+        # an empty answer would be written and then count as done on every resume
+        raise ValueError(f"max_new_tokens must be at least 1, got {settings.max_new_tokens}")
     rows = read_questions(questions)
     done, dropped = load_done(answers)
     todo = [r for r in rows if str(r["question_id"]) not in done]
@@ -207,7 +216,7 @@ def run_batch(engine: Engine, questions: str | os.PathLike, answers: str | os.Pa
                              "its question is answered again")
     Path(answers).parent.mkdir(parents=True, exist_ok=True)
     with open(answers, "a", encoding="utf-8") as fh:
-        for start in range(0, len(todo), max(1, chunk)):
+        for start in range(0, len(todo), chunk):
             part = todo[start:start + chunk]
             texts = engine.generate([question_request(r, settings, task_type) for r in part])
             for row, text in zip(part, texts):

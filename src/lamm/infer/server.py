@@ -11,12 +11,15 @@ Message content is a string or a list of parts:
   URLs only with ``allow_remote_images``; server paths (``file:///...`` or a bare path) only under a
   configured media root;
 * **lamm extension** ``{"type": "point_cloud_url", "point_cloud_url": {"url": ...}}`` — a point cloud
-  as ``data:application/x-npy;base64,...`` (a float ``(N, 3|6)`` ``.npy``), ``data:application/x-ply;
-  base64,...``, or a server path under a media root (``.npy``, ``.npz``, ``.ply``).
+  as ``data:application/x-npy;base64,...`` (a float ``(N, 3|6)`` ``.npy``), ``data:application/x-npz;
+  base64,...``, ``data:application/x-ply;base64,...``, or a server path under a media root (``.npy``,
+  ``.npz``, ``.ply``).
 
 Limits (:class:`ServerLimits`): request body bytes (413), ``max_tokens`` (400), image pixels (400,
 checked from the header before decoding, so a decompression bomb is never expanded), media items per
-request (400), points per cloud (400). One request runs on the model at a time (engines are not
+request (400), points per cloud (400, checked from the file's declared shape or vertex count before
+its data is read or decompressed, so a small ``.npz`` cannot expand to gigabytes). Malformed media of
+any kind are a 400 naming the content part. One request runs on the model at a time (engines are not
 thread-safe); others wait in the thread pool.
 """
 
@@ -129,7 +132,7 @@ class MediaDecoder:
     def image(self, url: str, param: str) -> MediaRef:
         from PIL import Image
 
-        from lamm.media import MediaError, to_rgb
+        from lamm.media import to_rgb
 
         raw = self._bytes(url, param, "image")
         try:
@@ -142,13 +145,14 @@ class MediaDecoder:
                            f"{self.limits.max_image_pixels}", param, "image_too_large")
         try:
             img.load()
-        except (OSError, SyntaxError, ValueError, MediaError) as e:
+        except Exception as e:  # noqa: BLE001 - PIL's decoders raise many types for bad input, as open() does
             raise APIError(400, f"{param}: truncated or corrupt image ({e})", param, "invalid_image") from None
         return MediaRef("image", data=to_rgb(img))
 
     def point_cloud(self, url: str, param: str) -> MediaRef:
         from lamm.media import MediaError, load_point_cloud
 
+        limit = self.limits.max_points
         if url.startswith("data:"):
             mime = url[5:url.find(";")] if ";" in url else ""
             suffix = {"application/x-ply": ".ply", "application/ply": ".ply", "model/ply": ".ply",
@@ -159,20 +163,29 @@ class MediaDecoder:
                 path = Path(d) / f"upload{suffix}"
                 path.write_bytes(raw)
                 try:
-                    pts = load_point_cloud(path)
+                    # max_points is checked from the declared shape / count, before the data is read or
+                    # decompressed: a small compressed upload cannot expand to gigabytes here
+                    pts = load_point_cloud(path, max_points=limit)
                 except MediaError as e:
-                    raise APIError(400, f"{param}: {str(e).replace(str(path), 'uploaded point cloud')}",
-                                   param, "invalid_point_cloud") from None
+                    message = str(e).replace(str(path), "uploaded point cloud")
+                    raise self._cloud_error(e, param, message) from None
         else:
             path = self._local_path(url, param)
             try:
-                pts = load_point_cloud(path)
+                pts = load_point_cloud(path, max_points=limit)
             except MediaError as e:
-                raise APIError(400, f"{param}: {e}", param, "invalid_point_cloud") from None
-        if len(pts) > self.limits.max_points:
-            raise APIError(400, f"{param}: {len(pts)} points; the limit is {self.limits.max_points}",
-                           param, "point_cloud_too_large")
+                raise self._cloud_error(e, param, str(e)) from None
+        if len(pts) > limit:
+            raise APIError(400, f"{param}: {len(pts)} points; the limit is {limit}", param,
+                           "point_cloud_too_large")
         return MediaRef("pcl", data=pts)
+
+    @staticmethod
+    def _cloud_error(e: Exception, param: str, message: str) -> APIError:
+        from lamm.media import MediaTooLarge
+
+        code = "point_cloud_too_large" if isinstance(e, MediaTooLarge) else "invalid_point_cloud"
+        return APIError(400, f"{param}: {message}", param, code)
 
     def _bytes(self, url: str, param: str, what: str) -> bytes:
         if url.startswith("data:"):
@@ -189,7 +202,12 @@ class MediaDecoder:
                                "as a base64 data URL (or start the server with --allow-remote-images)",
                                param, "remote_media_refused")
             return self._fetch(url, param)
-        return self._local_path(url, param).read_bytes()
+        path = self._local_path(url, param)
+        try:
+            return path.read_bytes()
+        except OSError as e:
+            raise APIError(400, f"{param}: cannot read {url[:80]!r} ({e.strerror or e})", param,
+                           "media_unreadable") from None
 
     def _fetch(self, url: str, param: str) -> bytes:
         import httpx
@@ -214,11 +232,17 @@ class MediaDecoder:
         if not self.roots:
             raise APIError(400, f"{param}: server paths are refused (no --media-root configured); "
                            "send a base64 data URL", param, "server_path_refused")
+        if "\x00" in raw:
+            raise APIError(400, f"{param}: the path holds a NUL character", param, "invalid_path")
         for root in self.roots:
             # resolve() follows symlinks and '..', so a path can only name files truly under a root
-            p = (root / raw).resolve()
-            if p.is_relative_to(root) and p.is_file():
-                return p
+            try:
+                p = (root / raw).resolve()
+                if p.is_relative_to(root) and p.is_file():
+                    return p
+            except (OSError, ValueError, RuntimeError) as e:  # too long, a symlink loop, ...
+                raise APIError(400, f"{param}: unusable path {raw[:80]!r} ({e})", param,
+                               "invalid_path") from None
         raise APIError(400, f"{param}: no such file under the server's media roots", param, "media_not_found")
 
 

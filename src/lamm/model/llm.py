@@ -16,7 +16,7 @@ import contextlib
 import hashlib
 import inspect
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import torch
@@ -289,9 +289,43 @@ def update_tensor_hash(h: Any, name: str, t: torch.Tensor) -> None:
 
 
 # --------------------------------------------------------------------------------------------- decode
+RowGenerators = list["torch.Generator | None"]
+
+
+def row_generators(seed: int | Sequence[int | None] | None, batch: int,
+                   device: torch.device | str) -> RowGenerators | None:
+    """One private generator per row of a decoding batch, seeded with that row's seed.
+
+    ``seed`` is one int for every row, or one seed (or None) per row. Each row then draws its tokens
+    from its own stream only, so a seeded request samples the same reply alone, in any batch, and
+    streamed. None (no seed anywhere) keeps torch's global generator. Seeds are taken modulo 2**64,
+    as torch itself does for negative ones, so any int is a valid seed.
+    """
+    if seed is None:
+        return None
+    seeds = [seed] * batch if isinstance(seed, int) else list(seed)
+    if len(seeds) != batch:
+        raise ValueError(f"{len(seeds)} seeds for a batch of {batch} rows")
+    if all(s is None for s in seeds):
+        return None
+    gens: RowGenerators = []
+    for s in seeds:
+        if s is None:
+            gens.append(None)  # this row samples from the global generator, as without any seed
+        else:
+            g = torch.Generator(device=device)
+            g.manual_seed(int(s) % 2**64)
+            gens.append(g)
+    return gens
+
+
 def _pick(logits: torch.Tensor, do_sample: bool, temperature: float, top_p: float,
-          gen: torch.Generator | None) -> torch.Tensor:
-    """Next token ids ``(B,)`` from last-position logits ``(B, V)``: argmax, or temperature + nucleus sampling."""
+          gen: torch.Generator | RowGenerators | None) -> torch.Tensor:
+    """Next token ids ``(B,)`` from last-position logits ``(B, V)``: argmax, or temperature + nucleus
+    sampling.
+
+    ``gen``: one generator for the whole batch, or one per row (:func:`row_generators`; row ``i`` then
+    samples with ``gen[i]`` alone, so its tokens do not depend on the other rows)."""
     if not do_sample or temperature <= 0:
         return logits.argmax(-1)
     probs = torch.softmax(logits / temperature, dim=-1)
@@ -299,8 +333,14 @@ def _pick(logits: torch.Tensor, do_sample: bool, temperature: float, top_p: floa
         sorted_p, order = probs.sort(dim=-1, descending=True)
         # keep the smallest prefix whose mass reaches top_p (the top token always stays)
         drop = sorted_p.cumsum(-1) - sorted_p >= top_p
+        drop[..., 0] = False  # top_p <= 0 would drop every token otherwise
         sorted_p = sorted_p.masked_fill(drop, 0.0)
         probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
+    if isinstance(gen, list):
+        if len(gen) != probs.shape[0]:
+            raise ValueError(f"{len(gen)} row generators for a batch of {probs.shape[0]} rows")
+        rows = [torch.multinomial(probs[i:i + 1], 1, generator=g) for i, g in enumerate(gen)]
+        return torch.cat(rows).squeeze(-1)
     return torch.multinomial(probs, 1, generator=gen).squeeze(-1)
 
 
@@ -352,22 +392,22 @@ def cache_argument(llm: nn.Module) -> str:
 
 @torch.no_grad()
 def decode_loop(llm: nn.Module, tokenizer: Any, embeds: torch.Tensor, mask: torch.Tensor, *, max_new_tokens: int,
-                do_sample: bool, temperature: float, top_p: float, stops: list[str], seed: int | None,
+                do_sample: bool, temperature: float, top_p: float, stops: list[str],
+                seed: int | Sequence[int | None] | None,
                 prefill_kwargs: dict[str, Any] | None = None) -> list[str]:
     """Batched decoding with a KV cache from LEFT-padded ``embeds`` ``(B, L, D)`` / ``mask`` ``(B, L)``.
 
     Positions follow the mask (``cumsum - 1``), so a left-padded row decodes exactly as it would alone.
     A row finishes at EOS or when its text contains a stop string; the loop ends when all have finished.
+    ``seed`` (one int, or one per row): every row samples from its own generator seeded with its seed
+    (:func:`row_generators`), so its reply does not depend on the other rows of the batch.
     Returns the new text per row: up to EOS / the first stop string, special tokens dropped, stripped.
     """
     b = embeds.shape[0]
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
     cache_kw = cache_argument(llm)
     out = llm(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, use_cache=True, **(prefill_kwargs or {}))
-    gen = None
-    if seed is not None:
-        gen = torch.Generator(device=embeds.device)
-        gen.manual_seed(seed)
+    gen = row_generators(seed, b, embeds.device) if do_sample else None
     rows = RowFinisher(tokenizer, b, stops)
     for _ in range(max_new_tokens):
         nxt = _pick(out.logits[:, -1].float(), do_sample, temperature, top_p, gen)

@@ -14,10 +14,10 @@ lives in buffers that are updated in place:
 * greedy decoding runs inside the graph too (argmax → the next step's input, and a token history), so
   the host replays several steps between synchronisations and reads the tokens in chunks.
 
-Sampling picks the token on the host side between replays (same :func:`~lamm.model.llm._pick` as the
-dynamic loop). Prompts are LEFT padded as for :func:`~lamm.model.llm.decode_loop`; positions follow the
-mask, so a row decodes as it would alone, and the replies equal the dynamic loop's (tested on the CPU,
-where the same static path runs without graphs).
+Sampling picks the token on the host side between replays (same :func:`~lamm.model.llm._pick` and
+per-row seeded generators as the dynamic loop). Prompts are LEFT padded as for
+:func:`~lamm.model.llm.decode_loop`; positions follow the mask, so a row decodes as it would alone, and
+the replies equal the dynamic loop's (tested on the CPU, where the same static path runs without graphs).
 
 Models with sliding-window or other non-full attention layers are not supported (their static layers
 keep a rolling window the 4D mask cannot describe): :func:`supports_static_decoding` says so and the
@@ -27,6 +27,7 @@ engine keeps the dynamic loop for them.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,11 +153,13 @@ class StaticDecoder:
     # ----------------------------------------------------------------------------------------- decode
     @torch.inference_mode()
     def decode(self, tokenizer: Any, embeds: torch.Tensor, mask: torch.Tensor, *, max_new_tokens: int,
-               do_sample: bool, temperature: float, top_p: float, stops: list[str], seed: int | None,
+               do_sample: bool, temperature: float, top_p: float, stops: list[str],
+               seed: int | Sequence[int | None] | None,
                prefill_kwargs: dict[str, Any] | None = None) -> list[str]:
         """Same contract as :func:`lamm.model.llm.decode_loop`: LEFT-padded ``embeds`` ``(B, L, D)`` and
-        ``mask`` ``(B, L)`` → the new text of each row (EOS / first stop string cut, stripped)."""
-        from lamm.model.llm import RowFinisher, _pick
+        ``mask`` ``(B, L)`` → the new text of each row (EOS / first stop string cut, stripped). With a
+        seed, every row samples from its own generator (:func:`~lamm.model.llm.row_generators`)."""
+        from lamm.model.llm import RowFinisher, _pick, row_generators
 
         b, length = mask.shape
         finisher = RowFinisher(tokenizer, b, stops)
@@ -181,10 +184,7 @@ class StaticDecoder:
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         out = self.llm(inputs_embeds=embeds, attention_mask=prefill_mask, position_ids=pos, use_cache=True,
                        **{self._cache_kw: s.cache}, **(prefill_kwargs or {}))
-        gen = None
-        if seed is not None:
-            gen = torch.Generator(device=device)
-            gen.manual_seed(seed)
+        gen = row_generators(seed, b, device) if do_sample else None
         first = _pick(out.logits[:, -1].float(), do_sample, temperature, top_p, gen)
 
         # decode state: slot L is the first new token's; the mask shows the prompt's real tokens

@@ -11,6 +11,11 @@ Output directory::
     OUT/export_manifest.json     source checkpoint and its manifest fingerprint, what was merged, file
                                  sha256s, and the verification result
 
+``OUT`` must be new, empty, or a previous export (it holds ``export_manifest.json``), which is replaced
+once the new export is complete. Anything else is refused before any work and nothing is deleted: an
+``OUT`` that is or contains the source checkpoint, the current folder or one of its parents, or a
+non-empty folder that is not a lamm export.
+
 Verification: on a fixed batch (text, and one item per modality made from a seeded generator) the
 logits of the merged LLM, re-loaded from ``OUT/llm``, must equal those of the unmerged checkpoint
 within ``atol`` (fp32); otherwise the export fails and says by how much.
@@ -92,7 +97,8 @@ def export_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os.PathLike,
     """Export ``checkpoint`` (a ``lamm`` checkpoint directory) to ``out_dir`` (see the module docstring).
 
     Raises ``ValueError`` when the merged logits differ from the unmerged ones by more than ``atol``
-    (nothing is left at ``out_dir`` then); the output is written to a temporary sibling and renamed.
+    (nothing is left at ``out_dir`` then), or when ``out_dir`` may not be replaced (:func:`check_out_dir`);
+    the output is written to a temporary sibling and renamed.
     """
     from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM
@@ -102,13 +108,14 @@ def export_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os.PathLike,
 
     src = Path(checkpoint)
     src_manifest = read_manifest(src)
+    final = Path(out_dir)
+    check_out_dir(final, src)  # before any work: a refused --out costs nothing and deletes nothing
     model = load_checkpoint(src, "cpu").float().eval()
     batch = fixed_batch(model) if verify else None
     before = _logits(model, model.llm, batch) if batch is not None else None
     merged = model.config.llm_mode == "lora"
     llm = model.llm.merge_and_unload() if merged else unwrap_base(model.llm)
 
-    final = Path(out_dir)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     try:
@@ -140,10 +147,61 @@ def export_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os.PathLike,
             "files": {p.relative_to(tmp).as_posix(): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()},
         }
         write_json_atomic(tmp / "export_manifest.json", manifest)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        check_out_dir(final, src)  # again: the folder may have changed while the export ran
+        _replace_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return ExportResult(final, diff, merged, manifest)
+
+
+def _is_export(path: Path) -> bool:
+    """True when ``path`` is a folder written by :func:`export_checkpoint` (its manifest says so)."""
+    import json
+
+    try:
+        manifest = json.loads((path / "export_manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == "lamm-export"
+
+
+def check_out_dir(out: Path, src: Path) -> None:
+    """Refuse an export destination that replacing would destroy something else.
+
+    ``out`` may be missing, an empty folder, or a previous lamm export (it holds an
+    ``export_manifest.json`` of format ``lamm-export``), which is replaced. Refused with ``ValueError``
+    (nothing deleted): ``out`` is or contains the source checkpoint, is the current folder or one of
+    its parents, is a symbolic link or a file, or is a non-empty folder that is not a lamm export.
+    """
+    out_r, src_r, cwd = out.resolve(), src.resolve(), Path.cwd().resolve()
+    hint = "choose a new or empty folder (or a previous export) for --out"
+    if src_r == out_r or src_r.is_relative_to(out_r):
+        raise ValueError(f"--out {out}: it is or contains the checkpoint being exported ({src}), which "
+                         f"replacing it would delete; {hint}")
+    if cwd == out_r or cwd.is_relative_to(out_r):
+        raise ValueError(f"--out {out}: it is the current folder or one of its parents; {hint}")
+    if out.is_symlink():
+        raise ValueError(f"--out {out}: it is a symbolic link; {hint}")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: it is a file, not a folder; {hint}")
+    if out.is_dir() and any(out.iterdir()) and not _is_export(out):
+        raise ValueError(f"--out {out}: the folder is not empty and is not a lamm export (it has no "
+                         f"export_manifest.json of format 'lamm-export'), so it is not replaced; {hint}")
+
+
+def _replace_dir(new: Path, final: Path) -> None:
+    """Put folder ``new`` at ``final``: an existing ``final`` is moved aside first and deleted only once
+    ``new`` is in place, so a failure leaves the old export where it was."""
+    if not final.exists():
+        os.replace(new, final)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+    os.replace(final, old / final.name)
+    try:
+        os.replace(new, final)
+    except BaseException:
+        os.replace(old / final.name, final)
+        shutil.rmtree(old, ignore_errors=True)
+        raise
+    shutil.rmtree(old)

@@ -9,6 +9,9 @@ request with one fails with a clear error (use a ``lamm:`` model for 3D).
 
 Options: ``device`` ("cpu", "cuda", "cuda:1"; default cuda when available), ``dtype`` ("auto",
 "float32", "bfloat16", "float16"), ``batch_size`` (int or "auto", default 8), ``trust_remote_code``.
+Seeded sampling requests (``seed`` set, ``temperature > 0``) run one at a time: ``model.generate``
+samples every row from one global generator, so only alone is a seeded reply independent of the
+other requests.
 """
 
 from __future__ import annotations
@@ -169,7 +172,12 @@ class HFEngine(Engine):
             reqs = [requests[i] for i in idx]
             # length proxy: the text length of the conversation (tokenizing twice would cost more)
             lengths = [sum(len(m.content) for m in r.conversation.messages) for r in reqs]
-            for i, text in zip(idx, self.batcher.run(reqs, lengths, self._generate_batch, progress)):
+            s = reqs[0].settings
+            # model.generate draws every row from torch's one global generator, so in a batch a seeded
+            # row's sample would depend on its batch-mates: seeded sampling runs one request at a time
+            # (seeded just before, as in stream()), so its reply is the same alone, batched or streamed
+            batcher = Batcher(1) if s.seed is not None and not s.greedy else self.batcher
+            for i, text in zip(idx, batcher.run(reqs, lengths, self._generate_batch, progress)):
                 out[i] = text
         return out
 

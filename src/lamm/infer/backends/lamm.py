@@ -5,7 +5,8 @@
   added to them.
 * Generation is length-grouped and batched (:class:`~lamm.infer.batching.Batcher`, ``batch_size``
   an int or ``"auto"``, which halves on out-of-memory), left-padded, with a KV cache
-  (``lamm.model.llm.decode_loop``).
+  (``lamm.model.llm.decode_loop``). A seeded request samples from its own generator (one per row), so
+  its reply is the same alone, in any batch, and streamed.
 * Media features are computed once per call for each distinct media item (same resolved path, or the
   same loaded object) however many requests share it, and dropped after their last use in the call.
 * Log-likelihoods: requests that share one prompt (the options of one question) are grouped; a batch
@@ -253,7 +254,8 @@ class LammEngine(Engine):
         out: list[str] = [""] * len(requests)
         groups: dict[tuple, list[int]] = {}
         for i, r in enumerate(requests):
-            groups.setdefault(settings_key(r), []).append(i)
+            # the seed is per row (decode_loop gives each row its own generator): not a batch setting
+            groups.setdefault(settings_key(r, seed=False), []).append(i)
         for idx in groups.values():
             group = [items[i] for i in idx]
             texts = self.batcher.run(group, [len(s) for _, s in group],
@@ -273,9 +275,10 @@ class LammEngine(Engine):
             embeds, mask = self._embed([ids for _, ids in batch], media, cache)
             static = self._static_decoder()
             decode = static.decode if static is not None else partial(decode_loop, self.model.llm)
+            # each row samples with its own request's seed: a reply does not depend on its batch-mates
             texts = decode(self.tokenizer, embeds, mask, max_new_tokens=s.max_new_tokens, do_sample=not s.greedy,
-                           temperature=s.temperature, top_p=s.top_p, stops=self._stops(req), seed=s.seed,
-                           prefill_kwargs=self._prefill_kwargs)
+                           temperature=s.temperature, top_p=s.top_p, stops=self._stops(req),
+                           seed=[r.settings.seed for r, _ in batch], prefill_kwargs=self._prefill_kwargs)
         cache.release(media)
         self.usage.requests += len(batch)
         self.usage.prompt_tokens += sum(len(ids) for _, ids in batch)
@@ -284,7 +287,7 @@ class LammEngine(Engine):
 
     def stream(self, request: GenerateRequest) -> Iterator[str]:
         """The reply in pieces as tokens are decoded; ``"".join`` equals :meth:`generate`'s text."""
-        from lamm.model.llm import _cut, _pick
+        from lamm.model.llm import _cut, _pick, row_generators
 
         s = request.settings
         stops = self._stops(request)
@@ -300,10 +303,8 @@ class LammEngine(Engine):
         # so no inference_mode block spans a yield: each model step enters its own.
         with torch.inference_mode():
             embeds, mask = self._embed([ids], request.conversation.media, cache)
-            gen = None
-            if s.seed is not None:
-                gen = torch.Generator(device=embeds.device)
-                gen.manual_seed(s.seed)
+            # the same per-row generator scheme as generate() at batch 1, so both give the same reply
+            gen = row_generators(s.seed, 1, embeds.device) if not s.greedy else None
             pos = (mask.cumsum(-1) - 1).clamp(min=0)
             out = self.model.llm(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, use_cache=True,
                                  **self._prefill_kwargs)

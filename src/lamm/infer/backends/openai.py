@@ -9,7 +9,9 @@
 * Requests run on ``concurrency`` threads; a connection error, a timeout, 408/409/429 or a 5xx is
   retried ``max_retries`` times with exponential backoff (``Retry-After`` honoured); any other 4xx
   fails at once. A request that still fails raises :class:`OpenAIError` naming the server, the status
-  and the server's message. Token counts come from the responses' ``usage``.
+  and the server's message. A stream is retried only before its first piece reaches the consumer;
+  a stream that then breaks, reports an in-band error, or ends without ``[DONE]`` raises (a partial
+  reply is never returned as a whole one). Token counts come from the responses' ``usage``.
 """
 
 from __future__ import annotations
@@ -214,9 +216,17 @@ class OpenAIEngine(Engine):
         return out
 
     def stream(self, request: GenerateRequest) -> Iterator[str]:
-        """Server-sent events from ``stream=true``; retried only before the first piece arrives."""
+        """Server-sent events from ``stream=true``.
+
+        A connection error, a timeout or a retryable status is retried only while nothing has been
+        yielded: once the consumer holds part of the reply, a retry would send its start again, so a
+        later failure raises :class:`OpenAIError` instead. An in-band ``{"error": ...}`` event, a
+        malformed event, or a stream that ends without ``data: [DONE]`` also raises (the reply is
+        incomplete); each such failure is counted in ``usage.failures``."""
         body = self._payload(request, stream=True)
         stops = request.settings.stop
+        where = f"{self.base_url}/chat/completions (model {self.model!r}) streaming"
+        yielded = False
         for attempt in range(self.max_retries + 1):
             try:
                 with self._client.stream("POST", "/chat/completions", json=body) as resp:
@@ -225,26 +235,52 @@ class OpenAIEngine(Engine):
                         if resp.status_code in RETRY_STATUS and attempt < self.max_retries:
                             time.sleep(self._wait(attempt, resp))
                             continue
-                        with self._lock:
-                            self.usage.failures += 1
-                        raise OpenAIError(f"{self.base_url}/chat/completions (model {self.model!r}) "
-                                          f"streaming failed: HTTP {resp.status_code}: {_error_message(resp)}")
-                    yield from self._read_sse(resp, stops)
+                        self._failed()
+                        raise OpenAIError(f"{where} failed: HTTP {resp.status_code}: {_error_message(resp)}")
+                    for piece in self._read_sse(resp, stops, where):
+                        yielded = True
+                        yield piece
                     return
             except (httpx.TransportError, httpx.TimeoutException) as e:
+                if yielded:
+                    self._failed()
+                    raise OpenAIError(f"{where}: the connection failed after part of the reply was received "
+                                      f"({type(e).__name__}: {e}); not retried, as the consumer already "
+                                      "holds its start") from e
                 if attempt >= self.max_retries:
-                    raise OpenAIError(f"{self.base_url}: streaming failed after {attempt + 1} attempt(s): {e}") from e
+                    self._failed()
+                    raise OpenAIError(f"{where} failed after {attempt + 1} attempt(s): "
+                                      f"{type(e).__name__}: {e}") from e
                 time.sleep(self._wait(attempt, None))
 
-    def _read_sse(self, resp: httpx.Response, stops: list[str]) -> Iterator[str]:
-        text, sent, usage = "", 0, None
+    def _failed(self) -> None:
+        with self._lock:
+            self.usage.failures += 1
+
+    def _read_sse(self, resp: httpx.Response, stops: list[str], where: str) -> Iterator[str]:
+        text, sent, usage, complete = "", 0, None, False
         for line in resp.iter_lines():
             if not line.startswith("data:"):
                 continue
             data = line[5:].strip()
             if data == "[DONE]":
+                complete = True
                 break
-            chunk = json.loads(data)
+            try:
+                chunk = json.loads(data)
+            except json.JSONDecodeError:
+                self._failed()
+                raise OpenAIError(f"{where}: malformed server-sent event {data[:200]!r}") from None
+            if not isinstance(chunk, dict):
+                self._failed()
+                raise OpenAIError(f"{where}: server-sent event is not a JSON object: {data[:200]!r}")
+            if chunk.get("error") is not None:
+                # the server failed mid-reply and said so in-band (OpenAI, and lamm's own server, do this)
+                err = chunk["error"]
+                msg = (err.get("message") or err) if isinstance(err, dict) else err
+                self._failed()
+                raise OpenAIError(f"{where}: the server reported an error after {len(text)} characters of "
+                                  f"the reply: {msg}")
             usage = chunk.get("usage") or usage
             for choice in chunk.get("choices") or []:
                 text += (choice.get("delta") or {}).get("content") or ""
@@ -252,11 +288,16 @@ class OpenAIEngine(Engine):
             cut = _cut_at_stop(text, stops)
             if len(cut) < len(text):
                 text = cut
+                complete = True  # we stop reading here: the rest of the reply is not wanted
                 break
             safe = len(text) - max((len(s) - 1 for s in stops if s), default=0)
             if safe > sent:
                 yield text[sent:safe]
                 sent = safe
+        if not complete:
+            self._failed()
+            raise OpenAIError(f"{where}: the stream ended without 'data: [DONE]' after {len(text)} "
+                              "characters; the reply is incomplete")
         if len(text) > sent:
             yield text[sent:]
         self._account(usage)
