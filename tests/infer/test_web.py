@@ -32,7 +32,7 @@ def test_gradio_client_asks_about_an_uploaded_image(tiny_model_dir, image_file, 
 
     engine = load_engine(f"lamm:{tiny_model_dir}", device="cpu")
     port = free_port()
-    demo = launch(engine, port=port, block=False)
+    demo = launch(engine, port=port, block=False, max_points=5000)
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         answer = client.predict("What is in the image?", handle_file(str(image_file)), None, 0.0, 1.0, 8,
@@ -51,6 +51,13 @@ def test_gradio_client_asks_about_an_uploaded_image(tiny_model_dir, image_file, 
         # the tiny model needs colour, so this 6-column cloud works as a point-cloud question
         answer = client.predict("What is it?", None, handle_file(str(pcl_file)), 0.0, 1.0, 8, api_name="/ask")
         assert isinstance(answer, str)
+        # a cloud over the upload limit is refused (from its header: a small .npz may expand to gigabytes)
+        big = pcl_file.parent / "big.npz"
+        np.savez_compressed(big, points=np.zeros((6000, 6), np.float32))
+        with pytest.raises(Exception, match="6000 points; the limit is 5000"):
+            client.predict("What is it?", None, handle_file(str(big)), 0.0, 1.0, 8, api_name="/ask")
+        _, history = client.predict("What is it?", [], None, handle_file(str(big)), 0.0, 1.0, 8, api_name="/chat")
+        assert "the limit is 5000" in str(history[-1]["content"])
     finally:
         demo.close()
         engine.close()

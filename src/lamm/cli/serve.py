@@ -56,6 +56,8 @@ def web(
     port: Annotated[int, typer.Option(help="TCP port.")] = 7860,
     root: Annotated[Path | None, typer.Option(help="Folder relative media paths are read from.")] = None,
     title: Annotated[str, typer.Option(help="Title shown on the page.")] = "LAMM",
+    max_points: Annotated[int, typer.Option(min=1, help="Largest point cloud accepted as an upload (checked from "
+                                                         "the file's header, before it is read).")] = 2_000_000,
     option: EngineOpts = None,
 ) -> None:
     """A web demo: upload an image or a point cloud (with a 3D view) and chat about it."""
@@ -66,6 +68,6 @@ def web(
     with user_errors(ValueError):
         engine = load_engine(model, media_root=str(root) if root else None, **parse_engine_options(option))
     try:
-        launch(engine, host=host, port=port, block=True, title=title)
+        launch(engine, host=host, port=port, block=True, title=title, max_points=max_points)
     finally:
         engine.close()

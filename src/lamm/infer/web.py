@@ -25,6 +25,9 @@ import numpy as np
 from lamm.conversation import Conversation, MediaRef, Message
 from lamm.infer.engine import Engine, GenerateRequest, GenerationSettings
 
+#: uploads declaring more points are refused from their header, before any data is read or decompressed
+#: (a small .npz can expand to gigabytes); the API server's default limit
+MAX_UPLOAD_POINTS = 2_000_000
 MAX_PLOT_POINTS = 20_000  # more points make the browser view sluggish without showing more shape
 
 
@@ -102,9 +105,13 @@ def history_conversation(history: list[dict[str, Any]], question: str, image: st
     return Conversation(msgs)
 
 
-def build_demo(engine: Engine, title: str = "LAMM", examples_dir: str | None = None) -> Any:
-    """The Gradio Blocks app for ``engine``."""
+def build_demo(engine: Engine, title: str = "LAMM", examples_dir: str | None = None,
+               max_points: int = MAX_UPLOAD_POINTS) -> Any:
+    """The Gradio Blocks app for ``engine``; an uploaded point cloud of more than ``max_points`` points
+    is refused from its header."""
     import gradio as gr
+
+    from lamm.media import MediaError, load_point_cloud
 
     if examples_dir is None:
         # the example files live as long as the process; remove them at exit instead of leaking /tmp
@@ -122,9 +129,9 @@ def build_demo(engine: Engine, title: str = "LAMM", examples_dir: str | None = N
         if not question or not question.strip():
             yield "", history
             return
-        conv = history_conversation(history, question.strip(), image, _path(pcl))
         history = history + [{"role": "user", "content": question}, {"role": "assistant", "content": ""}]
         try:
+            conv = history_conversation(history[:-2], question.strip(), image, checked_pcl(pcl))
             for piece in engine.stream(GenerateRequest(conv, settings(temperature, top_p, max_tokens))):
                 history[-1] = {"role": "assistant", "content": history[-1]["content"] + piece}
                 yield "", history
@@ -132,8 +139,19 @@ def build_demo(engine: Engine, title: str = "LAMM", examples_dir: str | None = N
             history[-1] = {"role": "assistant", "content": f"⚠️ {e}"}
             yield "", history
 
+    def checked_pcl(pcl: Any) -> str | None:
+        """The upload's path, after its size was checked (MediaError/MediaTooLarge otherwise)."""
+        path = _path(pcl)
+        if path is not None:
+            load_point_cloud(path, max_points=max_points)
+        return path
+
     def ask(question: str, image: str | None, pcl: Any, temperature: float, top_p: float, max_tokens: float) -> str:
-        conv = history_conversation([], question, image, _path(pcl))
+        try:
+            path = checked_pcl(pcl)
+        except MediaError as e:
+            raise gr.Error(str(e)) from None
+        conv = history_conversation([], question, image, path)
         return engine.generate([GenerateRequest(conv, settings(temperature, top_p, max_tokens))])[0]
 
     def on_image(image: str | None) -> tuple[Any, Any, Any]:
@@ -145,10 +163,8 @@ def build_demo(engine: Engine, title: str = "LAMM", examples_dir: str | None = N
         path = _path(pcl)
         if path is None:
             return gr.update(), gr.update(), None
-        from lamm.media import MediaError, load_point_cloud
-
         try:
-            fig = point_cloud_figure(load_point_cloud(path), Path(path).name)
+            fig = point_cloud_figure(load_point_cloud(path, max_points=max_points), Path(path).name)
         except MediaError as e:
             raise gr.Error(str(e)) from None
         return None, [], fig
