@@ -97,6 +97,16 @@ def test_bad_questions_are_reported(tmp_path):
         run_batch(load_engine("dummy"), p, tmp_path / "a.jsonl")
 
 
+def test_questions_with_unicode_separators_and_a_bom_are_read_whole(tmp_path):
+    """A BOM (Windows editors) and U+2028 inside a question (JSON allows it raw) are not line breaks."""
+    from lamm.infer.chat import read_questions
+
+    p = tmp_path / "q.jsonl"
+    p.write_text('\ufeff{"question_id": 1, "text": "one\u2028two"}\n{"question_id": 2, "text": "b"}\n',
+                 encoding="utf-8")
+    assert [r["text"] for r in read_questions(p)] == ["one\u2028two", "b"]
+
+
 def test_cli_batch_mode(tmp_path, image_file, pcl_file):
     from lamm.cli.main import app
 

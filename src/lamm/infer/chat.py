@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from lamm.conversation import Conversation, MediaRef, Message
-from lamm.fileio import FileFormatError, write_text_atomic
+from lamm.fileio import FileFormatError, jsonl_lines, read_text_utf8, write_text_atomic
 from lamm.infer.engine import Engine, GenerateRequest, GenerationSettings
 
 HELP = ("commands: /image PATH (new chat about an image), /pcl PATH (new chat about a point cloud), "
@@ -123,7 +123,7 @@ def read_questions(path: str | os.PathLike) -> list[dict[str, Any]]:
     if not p.exists():
         raise FileNotFoundError(f"{p}: questions file not found")
     rows, seen = [], set()
-    for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in jsonl_lines(read_text_utf8(p)):
         if not line.strip():
             continue
         try:
