@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
 from lamm.config import Config, ConfigError, apply_overrides, load_config, parse_override
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 class Optim(Config):
@@ -70,6 +74,25 @@ def test_bad_override_syntax():
 def test_override_into_value_is_error():
     with pytest.raises(ConfigError, match="not a section"):
         apply_overrides({"steps": 3}, ["steps.x=1"])
+
+
+def test_override_indexes_lists():
+    """``data.train.0.weight=2`` reaches an item of a list (the docs' own example); lists never grow."""
+    data = {"data": {"train": [{"file": "a.json"}, {"file": "b.json"}]}, "tags": ["x", "y"]}
+    out = apply_overrides(data, ["data.train.1.weight=2", "tags.0=z"])
+    assert out == {"data": {"train": [{"file": "a.json"}, {"file": "b.json", "weight": 2}]}, "tags": ["z", "y"]}
+    assert data["data"]["train"][1] == {"file": "b.json"}  # the input is not changed
+    with pytest.raises(ConfigError, match="has 2 items; index 2 is past its end"):
+        apply_overrides(data, ["data.train.2.weight=2"])
+    with pytest.raises(ConfigError, match="data.train is a list; index it with a number"):
+        apply_overrides(data, ["data.train.weight=2"])
+
+
+def test_train_config_list_override_end_to_end():
+    from lamm.train.config import TrainConfig
+
+    cfg = load_config(TrainConfig, REPO / "configs/train/tiny.yaml", ["data.train.0.weight=2"])
+    assert cfg.data.train[0].weight == 2
 
 
 def test_dump_roundtrip(tmp_path):

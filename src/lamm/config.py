@@ -62,19 +62,43 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Return a copy of ``data`` with each dotted override applied (intermediate dicts are created)."""
+    """Return a copy of ``data`` with each dotted override applied (intermediate dicts are created).
+
+    A whole-number part indexes a list that is already there (``data.train.0.weight=2``; an index past
+    its end is an error naming the list's length) — lists are never grown by an override.
+
+    >>> apply_overrides({"data": {"train": [{"file": "a.json"}]}}, ["data.train.0.weight=2"])
+    {'data': {'train': [{'file': 'a.json', 'weight': 2}]}}
+    """
     out = _deepcopy(data)
     for text in overrides:
         path, value = parse_override(text)
-        node = out
-        for part in path[:-1]:
+        node: Any = out
+        for depth, part in enumerate(path):
+            last = depth == len(path) - 1
+            where = ".".join(path[:depth]) or "the top level"
+            if isinstance(node, list):
+                if not part.isdigit():
+                    raise ConfigError(f"override {text!r}: {where} is a list; index it with a number "
+                                      f"(0–{len(node) - 1}), not {part!r}")
+                i = int(part)
+                if i >= len(node):
+                    raise ConfigError(f"override {text!r}: {where} has {len(node)} items; index {i} is past "
+                                      "its end (overrides change items, they do not add them)")
+                if last:
+                    node[i] = value
+                else:
+                    node = node[i]
+                continue
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {text!r}: {where} is a value ({node!r}), not a section or a list")
+            if last:
+                node[part] = value
+                break
             nxt = node.get(part)
             if nxt is None:
                 nxt = node[part] = {}
-            if not isinstance(nxt, dict):
-                raise ConfigError(f"override {text!r}: {part!r} is a value, not a section")
             node = nxt
-        node[path[-1]] = value
     return out
 
 
