@@ -33,6 +33,22 @@ def test_cli_trains_tiny_and_the_loss_falls(train_data, tmp_path):
     again = CliRunner().invoke(app, ["train", "configs/train/tiny.yaml", *_overrides(train_data, 8), "--out",
                                      str(out), "--resume", "--no-progress"])
     assert again.exit_code == 0 and "nothing to do" in again.output
+    # the same --out without --resume, or a resume with another global batch: one line each, no traceback
+    res = CliRunner().invoke(app, ["train", "configs/train/tiny.yaml", *_overrides(train_data, 8), "--out",
+                                   str(out), "--no-progress"])
+    assert res.exit_code == 2 and "already holds checkpoints" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(app, ["train", "configs/train/tiny.yaml", *_overrides(train_data, 10),
+                                   "micro_batch_size=2", "--out", str(out), "--resume", "--no-progress"])
+    assert res.exit_code == 2 and "cannot resume: data global_batch" in res.output, res.output
+
+
+def test_placeholder_paths_of_a_shipped_config_are_named_before_loading(tmp_path):
+    """configs/train/lamm2d.yaml as shipped has /path/to/... placeholders: say which fields, exit 2."""
+    res = CliRunner().invoke(app, ["train", "configs/train/lamm2d.yaml", "--out", str(tmp_path / "r"),
+                                   "--no-progress"])
+    assert res.exit_code == 2, res.output
+    assert "paths of the config do not exist" in res.output and "model.overrides.llm.name_or_path" in res.output
+    assert "data.train.0.file" in res.output and "Traceback" not in res.output
 
 
 def test_cli_reports_config_and_data_errors(train_data, tmp_path):

@@ -27,9 +27,10 @@ def train_command(
     from lamm.config import load_config
     from lamm.model.checkpoint import CheckpointError
     from lamm.train import TrainConfig, train
+    from lamm.train.config import TrainSetupError
     from lamm.train.data import DataError
 
-    with user_errors(DataError, CheckpointError):
+    with user_errors(DataError, CheckpointError, TrainSetupError):
         cfg = load_config(TrainConfig, config, overrides or [])
         result = train(cfg, out, resume=resume, progress=progress, stop_after=stop_after)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for the run

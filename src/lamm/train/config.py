@@ -227,3 +227,41 @@ class TrainConfig(Config):
     def global_batch_size(self, world_size: int = 1) -> int:
         """Samples per optimizer step over all processes."""
         return self.micro_batch_size * self.grad_accum * world_size
+
+
+class TrainSetupError(ValueError):
+    """A run cannot start as configured: a local path that does not exist, an output folder holding
+    another run, a resume that does not fit. The message names the field or folder and what to do."""
+
+
+def _looks_local(value: str) -> bool:
+    """A path on this machine rather than a hub id (``org/name``): absolute, ``./``, ``../`` or ``~``."""
+    return value.startswith(("/", "./", "../", "~"))
+
+
+def missing_local_paths(cfg: TrainConfig) -> list[str]:
+    """``field: path`` of every path in ``cfg`` that does not exist: data files and roots (always local),
+    the start checkpoint, and ``name_or_path`` values in ``model.overrides`` that look local (a hub id
+    is left to the loader). Checked before the model loads, so a wrong path costs no load time."""
+    problems = []
+
+    def check(field: str, value: Any, local: bool = True) -> None:
+        if isinstance(value, str) and (local or _looks_local(value)) and not Path(value).expanduser().exists():
+            problems.append(f"{field}: {value}")
+
+    check("model.checkpoint", cfg.model.checkpoint)
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == "name_or_path":
+                    check(f"{prefix}.{k}", v, local=False)
+                else:
+                    walk(f"{prefix}.{k}", v)
+
+    walk("model.overrides", cfg.model.overrides)
+    for split in ("train", "eval"):
+        for i, src in enumerate(getattr(cfg.data, split)):
+            check(f"data.{split}.{i}.file", src.file)
+            check(f"data.{split}.{i}.root", src.root)
+    return problems

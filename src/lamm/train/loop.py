@@ -34,7 +34,7 @@ from lamm.train.checkpointing import (
     start_model,
 )
 from lamm.train.collate import Collator, model_attention_mask, move_batch
-from lamm.train.config import TrainConfig
+from lamm.train.config import TrainConfig, TrainSetupError, missing_local_paths
 from lamm.train.data import InstructionDataset, MixtureSampler, SampleSpec
 from lamm.train.distributed import DistEnv, Engine, all_reduce_sum, build_engine, setup_distributed, teardown
 from lamm.train.meter import Meter, training_flops
@@ -205,6 +205,13 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, resume: bool | str = Fal
 
 def _train(cfg: TrainConfig, out: Path, resume: bool | str, progress: Any, hooks: list[Hook], env: DistEnv,
            stop_after: int | None) -> TrainResult:
+    missing = missing_local_paths(cfg)
+    if missing:
+        raise TrainSetupError("these paths of the config do not exist (fix them in the YAML or with an override "
+                              "such as data.train.0.file=...):\n  " + "\n  ".join(missing))
+    if not resume and list_checkpoints(out):  # before the model loads: a 7B load takes minutes
+        raise TrainSetupError(f"{out} already holds checkpoints of a run; continue it with --resume "
+                              "(resume=True) or train into a new --out directory")
     seed_everything(cfg.seed)
     if cfg.cpu_threads is not None and env.device.type == "cpu":
         torch.set_num_threads(cfg.cpu_threads)
@@ -235,15 +242,13 @@ def _train(cfg: TrainConfig, out: Path, resume: bool | str, progress: Any, hooks
                   "fingerprint": dataset.fingerprint()}
     start = 0
     ckpt = resolve_resume(out, resume, env)
-    if not resume and list_checkpoints(out):
-        raise ValueError(f"{out} already holds checkpoints of a run; continue it with --resume "
-                         "(resume=True) or train into a new --out directory")
     if ckpt is not None:
         state = load_training_state(ckpt, engine, optimizer, scheduler)
         for key, want in data_state.items():
             if state["data"].get(key) != want:
-                raise ValueError(f"{ckpt}: cannot resume: data {key} was {state['data'].get(key)!r}, now {want!r} "
-                                 "(the data files or the global batch changed)")
+                raise TrainSetupError(f"{ckpt}: cannot resume: data {key} was {state['data'].get(key)!r}, now "
+                                      f"{want!r} (the data files or the global batch changed); resume with the "
+                                      "run's own train_config.yaml, or start a new --out")
         start = int(state["step"])
     if env.is_main:
         out.mkdir(parents=True, exist_ok=True)
