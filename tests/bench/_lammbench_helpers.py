@@ -38,6 +38,8 @@ def _records(kind: str, i: int) -> dict[str, Any]:
     labels = ["cat", "dog", "ship", "truck"]
     return {
         "cls": {"query": "What is the object in the image?", "label": labels[i % 4]},
+        "ucm": {"query": "What is the land use in the image?",  # UCMerced: one of its 21 classes
+                "label": ["forest", "dense residential", "harbor", "river"][i % 4]},
         "det": {"query": "Identify all the objects in the image and give their bounding boxes.",
                 "object": [{"label": labels[i % 4], "bbox": [0.1, 0.1, 0.6, 0.7]}]},
         "mc": {"query": f"Question {i}? Options: (A) red (B) blue (C) green", "gt_choice": i % 3,
@@ -67,7 +69,7 @@ LAMM_FILES = {
     "ScienceQA": ("VQA_ScienceQA.json", "mc", "image", "scienceqa"),
     "AI2D": ("VQA_AI2D.json", "mc", "image", "ai2d"),
     "Flickr30k": ("Caption_flickr30k.json", "cap", "image", "flickr30k"),
-    "UCMerced": ("Fine-grained_Classification_UCMerced.json", "cls", "image", "ucmerced"),
+    "UCMerced": ("Fine-grained_Classification_UCMerced.json", "ucm", "image", "ucmerced"),
     "FSC147": ("Counting_FSC147.json", "count", "image", "fsc147"),
     "SVT": ("OCR_SVT.json", "ocr", "image", "svt"),
     "CelebA-Smile": ("Facial_Classification_CelebA(Smile).json", "smile", "image", "celeba_smile"),
@@ -93,6 +95,25 @@ def make_lamm_benchmark(root: Path, n: int = 3, scenarios: list[str] | None = No
             recs.append({"id": f"{kind}_{i}", modality: rel, **_records(kind, i)})
         (root / fname).write_text(json.dumps(recs, indent=1), encoding="utf-8")
     return root
+
+
+def make_release_pool(tmp_path: Path, pool_where: str) -> tuple[Path, dict[str, list[dict[str, Any]]]]:
+    """ROOT/2D_Benchmark/meta_file/Classification_CIFAR10.json plus a pool file at ``pool_where`` (relative to
+    ROOT), all with media paths relative to ROOT/2D_Benchmark, as in LAMM's release layout."""
+    root = tmp_path / "LAMM"
+    bench = root / "2D_Benchmark"
+    recs = {}
+    for name, prefix in (("2D_Benchmark/meta_file/Classification_CIFAR10.json", "t"), (pool_where, "p")):
+        rows = []
+        for i in range(3):
+            rel = f"cifar10_images/{prefix}{i}.png"
+            (bench / rel).parent.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(bench / rel)
+            rows.append({"id": f"{prefix}{i}", "image": rel, "query": "What is it?", "label": "cat"})
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(json.dumps(rows), encoding="utf-8")
+        recs[name] = rows
+    return root, recs
 
 
 #: synthetic scenario → (file, record kind, modality)

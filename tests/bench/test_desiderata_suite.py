@@ -369,3 +369,9 @@ def test_scenario_errors_surface_before_anything_runs(synth_root, small_cfg, tmp
     with pytest.raises(ScenarioError, match="'jitter' corrupts pcl input"):
         run_desiderata(cfg, "dummy", synth_root, tmp_path / "a", show_progress=False)
     assert not (tmp_path / "a").exists()
+
+
+def test_a_folder_named_like_a_config_does_not_shadow_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "synthetic").mkdir()
+    assert load_desiderata_config("synthetic").name == "synthetic"

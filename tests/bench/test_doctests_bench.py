@@ -10,7 +10,8 @@ import pytest
 
 import lamm.bench.metrics as metrics_pkg
 
-MODULES = ["lamm.bench.parsers", "lamm.bench.metrics", "lamm.bench.scenarios.catalog"] + [
+MODULES = ["lamm.bench.parsers", "lamm.bench.metrics", "lamm.bench.scenarios.catalog",
+           "lamm.bench.scenarios.lamm_files"] + [
     f"lamm.bench.metrics.{m.name}" for m in pkgutil.iter_modules(metrics_pkg.__path__)
 ]
 

@@ -124,3 +124,45 @@ def test_runner_draws_examples_from_the_pool_split(tmp_path):
     ret = build_retriever(load_recipe("synth_classification_icl", ["instruction.icl.retriever=topk_text",
                                                                    "instruction.icl.pool=benchmark/train/Classification_Synth.json"]), sc, root)
     assert len(ret.retrieve(sc.samples()[0])) == 2
+
+
+def test_a_task_without_gold_answer_text_refuses_icl_before_the_engine_loads(tmp_path):
+    import json
+
+    from _lammbench_helpers import make_lamm_benchmark
+
+    from lamm.bench.recipe import Recipe
+
+    root = make_lamm_benchmark(tmp_path / "data", scenarios=["Locating-LSP", "Locating-FSC147", "LSP"])
+    for name, fname in (("Locating-LSP", "Locating_LSP.json"), ("Locating-FSC147", "Locating_FSC147.json"),
+                        ("LSP", "Keypoints_Detection_LSP.json")):
+        (root / f"pool_{fname}").write_text((root / fname).read_text())
+        recipe = Recipe.model_validate({"name": "icl", "scenario": {"name": name}, "instruction": {
+            "icl": {"retriever": "random", "k": 1, "pool": f"pool_{fname}"}}})
+        sc = load_scenario(recipe.scenario, root)
+        msg = rf"scenario '{name}' \(family '\w+'\) has no gold answer text for in-context examples.*ICL"
+        with pytest.raises(ScenarioError, match=msg):
+            build_retriever(recipe, sc, root)
+        with pytest.raises(ScenarioError, match="no gold answer text"):  # the engine is never loaded
+            run_recipe(recipe, "no-such-backend:x", out_dir=tmp_path / "run", root=root, show_progress=False)
+    assert json.loads((root / "Locating_LSP.json").read_text())  # the data itself is fine
+    # the retriever says so too, and a short pool says how many samples had no answer to show
+    with pytest.raises(ValueError, match="no gold answer text for in-context examples"):
+        RandomRetriever([_s(i, answer=None) for i in range(3)], 1)
+    ret = RandomRetriever([_s(1), _s(2, answer=None), _s(3, answer=None)], 2)
+    with pytest.raises(ValueError, match=r"1 eligible examples .*\(2 of its 3 samples have no gold answer"):
+        ret.retrieve(_s(9))
+
+
+def test_runner_icl_pool_in_the_release_layout(tmp_path):
+    from _lammbench_helpers import make_release_pool
+
+    from lamm.bench.recipe import Recipe
+
+    root, _ = make_release_pool(tmp_path, "2D_Benchmark/meta_file/CIFAR10_pool.json")
+    recipe = Recipe.model_validate({"name": "icl", "scenario": {"name": "CIFAR10"}, "instruction": {
+        "icl": {"retriever": "topk_image", "k": 1, "pool": "2D_Benchmark/meta_file/CIFAR10_pool.json"}}})
+    out = run_recipe(recipe, "dummy", out_dir=tmp_path / "run", root=root, show_progress=False)
+    assert out.results["n"] == 3
+    ret = build_retriever(recipe, load_scenario(recipe.scenario, root), root)
+    assert all(Path(p.media[0].path).is_file() for p in ret.pool)

@@ -97,6 +97,25 @@ def test_ppl_errors():
         make_inferencer("ppl", NoLoglik(), ins)
 
 
+def test_ppl_exact_ties_go_to_the_lowest_index_and_are_recorded():
+    ins = resolve_instruction("multiple_choice", answer_template="letter_option")
+    eng = ScriptedEngine({"The answer is (A) red": -2.0, "The answer is (B) blue": -0.5,
+                          "The answer is (C) green": -0.5})
+    res = make_inferencer("ppl", eng, ins).infer([_sample(["red", "blue", "green"])])[0]
+    assert res.extra["choice"] == 1 and res.extra["tied"] == [1, 2] and res.answer == "The answer is (B) blue"
+    eng = ScriptedEngine({"The answer is (A) red": -2.0, "The answer is (B) blue": -0.5})
+    res = make_inferencer("ppl", eng, ins).infer([_sample(["red", "blue", "green"])])[0]
+    assert res.extra["choice"] == 1 and "tied" not in res.extra  # no tie: nothing recorded
+
+
+def test_ppl_refuses_a_sample_with_fewer_than_two_options():
+    ins = resolve_instruction("classification", answer_template="answer_is")
+    eng = ScriptedEngine()
+    with pytest.raises(ValueError, match=r"sample 's1' offers 1 answer option \(\['cat'\]\).*at least 2"):
+        make_inferencer("ppl", eng, ins).infer([_sample(["cat"], "classification")])
+    assert not eng.scored  # refused before anything was scored
+
+
 def test_ppl_with_the_dummy_engine_is_deterministic():
     ins = resolve_instruction("classification", answer_template="answer_is")
     s = _sample(["cat", "dog", "ship"], "classification")

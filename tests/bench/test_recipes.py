@@ -124,7 +124,7 @@ def test_instruction_formatting():
     mc = instructions.resolve_instruction("multiple_choice", "options", "answer_is_letter")
     assert "(A) red (B) blue" in mc.format_question("Q?", ["red", "blue"])
     assert mc.format_answer("blue", 1) == "The answer is (B)"
-    with pytest.raises(ValueError, match="answer template"):
+    with pytest.raises(ValueError, match="instruction.answer_template"):
         instructions.resolve_instruction("classification", answer_template="nope")
 
 
@@ -135,3 +135,64 @@ def test_doctests(name):
 
     result = doctest.testmod(importlib.import_module(name))
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_template_fields_are_checked_when_resolved(tmp_path):
+    import yaml
+
+    bad = tmp_path / "brace.yaml"
+    for prompt in ('Reply as JSON like {"count": 3}. {question}', "{}", "{question} Count the {objects}.",
+                   "{question} Answer in the form {} items.", "{question} {"):
+        recipe = {"scenario": {"name": "Synth-Counting"}, "instruction": {"prompt": prompt}}
+        bad.write_text(yaml.safe_dump(recipe))
+        with pytest.raises(ConfigError, match=r"recipe 'brace': instruction: instruction\.prompt .*\{\{ or"):
+            resolve_recipe_instruction(load_recipe(bad))
+    with pytest.raises(ConfigError, match=r"instruction\.answer_template '\{option\} \{0\}' uses \{0\}"):
+        instructions.resolve_instruction("multiple_choice", answer_template="{option} {0}")
+    # doubled braces are literal; braces in the question are data (LSP's joint placeholder), not template
+    ins = instructions.resolve_instruction("counting", 'Reply as JSON like {{"count": 3}}. {question}')
+    assert ins.format_question("How many?") == 'Reply as JSON like {"count": 3}. How many?'
+    assert instructions.resolve_instruction("keypoints").format_question("Where is the {} joint?") == \
+        "Where is the {} joint?"
+    # every shipped prompt and answer template passes the check
+    for family in instructions.PROMPTS:
+        for pid in instructions.prompt_pool(family):
+            for aid in instructions.ANSWER_TEMPLATES:
+                instructions.resolve_instruction(family, pid, aid)
+
+
+def test_a_folder_named_like_a_recipe_or_suite_does_not_shadow_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("cifar10", "CIFAR10", "synth_vqa", "synthetic"):
+        (tmp_path / name).mkdir()
+    assert load_recipe("cifar10").scenario.name == "CIFAR10"
+    assert load_recipe("CIFAR10") == default_recipe("CIFAR10")
+    assert load_recipe("synth_vqa").scenario.name == "Synth-VQA"
+    assert load_suite("synthetic").recipes
+    (tmp_path / "dir.yaml").mkdir()
+    with pytest.raises(ConfigError, match="is a directory"):
+        load_recipe("dir.yaml")
+    with pytest.raises(ConfigError, match="is a directory"):
+        load_suite("dir.yaml")
+
+
+def test_suite_recipe_paths_are_relative_to_the_suite_file(tmp_path, monkeypatch):
+    from lamm.bench.recipe import find_suite, suite_recipe
+
+    suite_dir = tmp_path / "suites" / "mine"
+    (suite_dir / "sub").mkdir(parents=True)
+    (suite_dir / "r1.yaml").write_text("name: beside\nscenario: {name: Synth-VQA}\n")
+    (suite_dir / "sub" / "r2.yml").write_text("name: below\nscenario: {name: Synth-VQA}\n")
+    suite = suite_dir / "s.yaml"
+    suite.write_text("name: s\nrecipes: [r1.yaml, sub/r2.yml, cwd.yaml, cifar10]\n")
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    (cwd / "r1.yaml").write_text("name: shadow\nscenario: {name: Synth-VQA}\n")
+    (cwd / "cwd.yaml").write_text("name: from_cwd\nscenario: {name: Synth-VQA}\n")
+    monkeypatch.chdir(cwd)
+    found = find_suite(Path("../suites/mine/s.yaml"))
+    names = [load_recipe(suite_recipe(e, found)).name for e in load_suite(found).recipes]
+    assert names == ["beside", "below", "from_cwd", "cifar10"]  # beside the suite first, then the cwd
+    with pytest.raises(ConfigError, match=r"recipe 'nope\.yaml' not found; looked beside the suite .*"
+                                          r"and in the working directory"):
+        suite_recipe("nope.yaml", found)

@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from _lammbench_helpers import make_lamm_benchmark
 
-from lamm.bench.report import find_results, leaderboard_html, leaderboard_markdown, write_leaderboard
+from lamm.bench.report import Entry, find_results, leaderboard_html, leaderboard_markdown, write_leaderboard
 from lamm.bench.runner import run_recipe
 
 MODELS = {"echo": "dummy", "ans": "dummy:constant=The answer is (B). There are 4 [0.2, 0.2]. cat"}
@@ -71,3 +71,43 @@ def test_write_leaderboard_and_errors(runs, tmp_path):
     (bad / "results.json").write_text("{}")
     with pytest.raises(ValueError, match="not a lamm bench results.json"):
         find_results([bad])
+
+
+def _results(model: str, task: str, family: str, score: float, ci: list[float] | None = None) -> dict:
+    return {"model": model, "recipe": task, "scenario": task, "family": family, "headline": "accuracy",
+            "score": score, "metrics": {"accuracy": score}, "ci": {"accuracy": ci or [score - 5, score + 5]},
+            "n": 10, "n_records": 10, "n_questions": 10, "limit": None, "unparsed": 0,
+            "higher_is_better": True, "unscaled": [], "lower_is_better": [], "chance": None, "split": "test",
+            "source": f"{task}.json",
+            "inferencer": "direct", "instruction": {"prompt_id": "default", "prompt": "{question}"},
+            "model_fingerprint": "fp", "recipe_hash": "h", "versions": {"lamm": "0"}}
+
+
+def test_radar_leaves_off_a_family_a_model_never_ran(tmp_path):
+    import json
+
+    for model, runs in (("A", [("cls", "classification", 80.0), ("vqa", "multiple_choice", 60.0),
+                               ("pope", "pope", 70.0)]),
+                        ("B", [("cls", "classification", 80.0), ("vqa", "multiple_choice", 60.0)])):
+        for task, family, score in runs:
+            d = tmp_path / model / task
+            d.mkdir(parents=True)
+            (d / "results.json").write_text(json.dumps(_results(model, task, family, score)))
+    page = leaderboard_html(find_results([tmp_path]))
+    radar = page[page.rindex("<svg"):page.rindex("</svg>")]
+    assert ">classification</text>" in radar and ">multiple_choice</text>" in radar
+    assert ">pope</text>" not in radar  # B would be drawn at 0 there, as if it had scored 0
+    for pts in re.findall(r'<polygon points="([^"]+)" fill="#', radar):
+        assert len(pts.split()) == 2  # one vertex per family every model has
+    assert "model B: no run for family pope" in page
+
+
+def test_intervals_are_printed_with_the_digits_of_their_value():
+    from lamm.bench.report import run_report_markdown
+
+    md = run_report_markdown(_results("m", "t", "classification", 66.67, [66.66, 66.68]), [])
+    assert "**accuracy: 66.67** [66.66, 66.68]" in md and "| accuracy | 66.67 | [66.66, 66.68] |" in md
+    # the HTML table formats the same way
+    entry = Entry("m", "t", "classification", _results("m", "t", "classification", 66.67, [66.66, 66.68]),
+                  Path("."))
+    assert "66.67<small> [66.66, 66.68]</small>" in leaderboard_html([entry])

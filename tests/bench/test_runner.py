@@ -22,6 +22,8 @@ from lamm.bench.cache import ResponseCache
 from lamm.bench.recipe import Recipe, list_recipes, load_recipe, recipe_hash
 from lamm.bench.runner import run_recipe, run_suite
 from lamm.bench.scenarios import MissingDataError, ScenarioError
+from lamm.infer.backends.dummy import DummyEngine
+from lamm.infer.engine import LoglikelihoodResult
 
 HERE = Path(__file__).parent
 LAMM_RECIPES = sorted(n for n, p in list_recipes().items()
@@ -210,3 +212,52 @@ def test_cache_hit_with_other_content_is_regenerated(tmp_path):
     legacy = run_recipe("scienceqa", "dummy", out_dir=out, root=root_b, show_progress=False)
     assert (legacy.n_generated, legacy.n_stale) == (1, 1)
     assert _rows(out / "answers.jsonl")[0]["answer"] != "old"
+
+
+class TieEngine(DummyEngine):
+    """The dummy engine with every option scored the same: every ppl choice is a tie."""
+
+    def loglikelihood(self, requests, progress=None):
+        return [LoglikelihoodResult(-2.0, -1.0, 2) for _ in requests]
+
+
+def test_ppl_ties_are_counted_in_results_and_report(tmp_path):
+    root = make_synth_layout(tmp_path / "synth")
+    recipe = load_recipe("synth_vqa", ["inferencer.type=ppl"])
+    out = run_recipe(recipe, TieEngine("echo"), out_dir=tmp_path / "tie", root=root, show_progress=False)
+    assert out.results["ppl_ties"] == 4 == out.results["n_questions"]
+    rows = _rows(tmp_path / "tie" / "answers.jsonl")
+    assert all(r["extra"]["tied"] == [0, 1, 2] and r["extra"]["choice"] == 0 for r in rows)
+    assert "ppl ties: 4 of 4 questions" in (tmp_path / "tie" / "report.md").read_text()
+    out = run_recipe(recipe, "dummy", out_dir=tmp_path / "plain", root=root, show_progress=False)
+    rows = _rows(tmp_path / "plain" / "answers.jsonl")
+    assert out.results["ppl_ties"] == sum("tied" in r["extra"] for r in rows)
+    direct = run_recipe("synth_vqa", "dummy", out_dir=tmp_path / "direct", root=root, show_progress=False)
+    assert "ppl_ties" not in direct.results
+
+
+def test_cifar10_ppl_offers_every_class_even_from_a_one_label_file(tmp_path):
+    root = make_lamm_benchmark(tmp_path / "data", n=4, scenarios=["CIFAR10"])
+    f = root / "Classification_CIFAR10.json"
+    f.write_text(json.dumps([dict(r, label="cat") for r in json.loads(f.read_text())]))
+    out = run_recipe(load_recipe("cifar10", ["inferencer.type=ppl"]), "dummy", out_dir=tmp_path / "run",
+                     root=root, show_progress=False)
+    assert out.results["chance"] == 10.0
+    assert all(len(r["extra"]["options"]) == 10 for r in _rows(tmp_path / "run" / "answers.jsonl"))
+    # a generic file with one label offers one option: ppl refuses it, naming the sample
+    recipe = Recipe.model_validate({"name": "one", "scenario": {
+        "name": "generic", "file": "Classification_CIFAR10.json", "metric": "classification"},
+        "inferencer": {"type": "ppl"}})
+    with pytest.raises(ValueError, match=r"sample 'cls_0' offers 1 answer option"):
+        run_recipe(recipe, "dummy", out_dir=tmp_path / "one", root=root, show_progress=False)
+
+
+def test_suite_lists_recipe_files_relative_to_itself(tmp_path, monkeypatch):
+    root = make_synth_layout(tmp_path / "synth")
+    suite_dir = tmp_path / "mysuite"
+    suite_dir.mkdir()
+    (suite_dir / "r1.yaml").write_text("name: r1\nscenario: {name: Synth-VQA}\n")
+    (suite_dir / "s.yaml").write_text("name: s\nrecipes: [r1.yaml]\n")
+    monkeypatch.chdir(tmp_path)  # not the suite's folder
+    summary = run_suite("mysuite/s.yaml", "dummy", out_dir=tmp_path / "out", root=root, show_progress=False)
+    assert [r["recipe"] for r in summary["runs"]] == ["r1"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _lammbench_helpers import LAMM_FILES, make_lamm_benchmark
+from _lammbench_helpers import LAMM_FILES, make_lamm_benchmark, make_release_pool
 
 from lamm.bench.recipe import ScenarioConfig
 from lamm.bench.scenarios import (
@@ -66,8 +66,8 @@ def test_lamm_scenario_loads(lamm_root, name):
         assert s.question and s.task_type == info.task_type
     if info.metric == "multiple_choice":
         assert samples[0].options == sc.records[0]["gt_choices"]
-    if name == "CIFAR10":
-        assert sc.options == ["cat", "dog", "ship"] and samples[0].options == sc.options
+    if name == "CIFAR10":  # the dataset's 10 classes, not the 3 labels of the file
+        assert sc.options == list(CATALOG["CIFAR10"].classes) and samples[0].options == sc.options
         assert sc.chance == 10.0
 
 
@@ -178,3 +178,54 @@ def test_generic_scenario(tmp_path):
     # without a root: the file's folder is the media root
     sc = load_scenario(ScenarioConfig(name="generic", file=str(jsonl), metric="counting"), None)
     assert Path(sc.samples()[0].media[0].path).exists()
+
+
+def test_fixed_class_lists_are_the_options_whatever_labels_the_file_holds(tmp_path):
+    from lamm.bench.metrics.synonyms import CIFAR10_CLASSES, UCMERCED_CLASSES
+
+    make_lamm_benchmark(tmp_path, n=4, scenarios=["CIFAR10", "UCMerced"])
+    f = tmp_path / "Classification_CIFAR10.json"
+    recs = json.loads(f.read_text())
+    _write(f, [dict(r, label="cat") for r in recs])  # one distinct label: still 10 options
+    sc = load_scenario(ScenarioConfig(name="CIFAR10"), tmp_path)
+    assert sc.options == list(CIFAR10_CLASSES) and sc.chance == 10.0
+    assert all(s.options == list(CIFAR10_CLASSES) for s in sc.samples())
+    uc = load_scenario(ScenarioConfig(name="UCMerced"), tmp_path)
+    assert len(uc.options) == 21 and uc.chance == pytest.approx(100 / 21)
+    # a class is offered as the file spells it, the others as in the class list
+    assert "dense residential" in uc.options and "denseresidential" not in uc.options
+    assert uc.options[1:3] == list(UCMERCED_CLASSES[1:3])
+    recs[2]["label"] = "kangaroo"
+    _write(f, recs)
+    with pytest.raises(ScenarioError, match=r"Classification_CIFAR10\.json: record 2 \(id 'cls_2'\): field "
+                                            r"'label': 'kangaroo' is not one of the 10 classes"):
+        load_scenario(ScenarioConfig(name="CIFAR10"), tmp_path)
+
+
+def test_without_a_class_list_chance_is_one_over_the_options_offered(tmp_path):
+    make_lamm_benchmark(tmp_path, n=3, scenarios=["CelebA-Hair", "CIFAR10"])
+    f = tmp_path / "Facial_Classification_CelebA(Hair).json"
+    recs = json.loads(f.read_text())
+    for r, attr in zip(recs, ["Black_Hair", "black", "Blond_Hair"]):  # two colours, three spellings
+        r["attr"] = attr
+    _write(f, recs)
+    hair = load_scenario(ScenarioConfig(name="CelebA-Hair"), tmp_path)
+    assert hair.options == ["black", "blond"] and hair.chance == 50.0
+    # a generic classification file: its distinct labels are the options, and set the chance level
+    cfg = ScenarioConfig(name="generic", file="Classification_CIFAR10.json", metric="classification")
+    sc = load_scenario(cfg, tmp_path)
+    assert sc.options == ["cat", "dog", "ship"] and sc.chance == pytest.approx(100 / 3)
+
+
+def test_a_named_file_in_the_release_layout_resolves_media_against_its_benchmark_folder(tmp_path):
+    root, _ = make_release_pool(tmp_path, "2D_Benchmark/meta_file/CIFAR10_pool.json")
+    pool_file = "2D_Benchmark/meta_file/CIFAR10_pool.json"
+    pool = load_scenario(ScenarioConfig(name="CIFAR10"), root, file=pool_file)
+    assert pool.root == root / "2D_Benchmark"
+    assert all(Path(s.media[0].path).is_file() for s in pool.samples())
+    # the same file outside the benchmark folder: media resolve against ROOT, and the error says so
+    root2, _ = make_release_pool(tmp_path / "b", "pools/CIFAR10_pool.json")
+    with pytest.raises(ScenarioError, match=r"(?s)CIFAR10_pool\.json: record 0 \(id 'p0'\): field 'image': .*"
+                                            r"not found; this file's media paths are resolved against "
+                                            + str(root2).replace("\\", "\\\\") + r" \(the --root"):
+        load_scenario(ScenarioConfig(name="CIFAR10"), root2, file="pools/CIFAR10_pool.json")

@@ -33,6 +33,9 @@ def test_chance_levels():
     assert get_scenario_info("CelebA-Smile").chance_level() == 50.0
     hair = [{"attr": "Black_Hair"}, {"attr": "Blond_Hair"}, {"attr": "black hair"}, {"attr": "Gray_Hair"}]
     assert get_scenario_info("CelebA-Hair").chance_level(hair) == pytest.approx(100 / 3)
+    # colours count once however they are spelled, as in the options of a run
+    assert get_scenario_info("CelebA-Hair").chance_level([{"attr": "Black_Hair"}, {"attr": "black"}]) == 100.0
+    assert get_scenario_info("CIFAR10").classes[:2] == ("airplane", "automobile")
     recs = [{"gt_choices": list("abcdef")}, {"gt_choices": ["x", "y"]}]
     assert get_scenario_info("ScanQA").chance_level(recs) == pytest.approx(100 * (1 / 6 + 1 / 2) / 2)
     assert get_scenario_info("ScanQA").chance_level() is None

@@ -17,6 +17,10 @@ Embeddings (documented because they decide the top-k):
 
 Ties are broken by pool order, and random choices use a generator seeded by (seed, sample id), so the
 same run always shows the same examples.
+
+An example shows its ground truth written as an answer (``Sample.answer``). Tasks whose ground truth has
+no such text (LSP keypoints, Locating-LSP, Locating-FSC147: pixel coordinates) cannot give examples: a
+pool with no answer text at all is refused when the retriever is built, before any model loads.
 """
 
 from __future__ import annotations
@@ -51,13 +55,20 @@ class Retriever:
         self.pool = list(pool)
         self.k = k
         self.seed = seed
+        if k and self.pool and all(p.answer is None for p in self.pool):
+            raise ValueError(f"ICL pool: none of its {len(self.pool)} samples has a gold answer text to show "
+                             "as an example; this task has no gold answer text for in-context examples, so "
+                             "ICL is not supported for it (set instruction.icl.retriever: none)")
 
     def retrieve(self, sample: Sample) -> list[Sample]:
         raise NotImplementedError
 
     def _need(self, sample: Sample, eligible: list[int]) -> None:
         if len(eligible) < self.k:
-            raise ValueError(f"ICL pool has {len(eligible)} eligible examples for sample {sample.id!r}, "
+            silent = sum(p.answer is None for p in self.pool)
+            why = (f" ({silent} of its {len(self.pool)} samples have no gold answer text to show)" if silent
+                   else "")
+            raise ValueError(f"ICL pool has {len(eligible)} eligible examples for sample {sample.id!r}{why}, "
                              f"fewer than k={self.k}; use a larger pool or a smaller k")
 
 

@@ -5,7 +5,10 @@ A *prompt* wraps a sample's question; it is a format string with ``{question}`` 
 *answer template* is what a likelihood inferencer scores for each option: a format string with
 ``{option}`` (the option's text) and/or ``{letter}`` (its letter, A, B, ...). A sample whose options carry
 other labels (``Sample.labels``: a verbalised question, instruction following) renders ``{options}`` and
-``{letter}`` with those labels instead.
+``{letter}`` with those labels instead. Templates are parsed when they are resolved (before any model
+loads): a field other than those is an error, so a literal brace must be written doubled — ``{{`` and
+``}}`` ('Reply as JSON like {{"count": 3}}. {question}'). The sample's question itself is a value, not
+a template: braces in it (LSP's ``{}`` joint placeholder, JSON) are shown as they are.
 
 Pools are keyed by metric family (``lamm.bench.metrics``); every family has a ``default`` prompt
 (``"{question}"``: the benchmark's own query, as LAMM asks it) plus ChEF-style variants. A recipe names
@@ -104,6 +107,10 @@ MULTITURN: dict[str, tuple[str, str]] = {
 
 LETTERS = string.ascii_uppercase
 
+#: the fields each kind of template may use
+PROMPT_FIELDS = ("question", "options", "labels")
+ANSWER_FIELDS = ("option", "letter")
+
 
 def option_label(index: int, labels: list[str] | None = None) -> str:
     """The label of option ``index``: ``labels[index]``, or its letter when ``labels`` is ``None``."""
@@ -119,17 +126,49 @@ def prompt_pool(family: str) -> dict[str, str]:
     return {**COMMON_PROMPTS, **PROMPTS.get(family, {})}
 
 
-def _resolve(value: str, pool: dict[str, str], needle: tuple[str, ...], what: str, family: str) -> tuple[str, str]:
-    """(id, text): a pool id, or literal text that contains one of ``needle`` (id ``"custom"``)."""
+def template_fields(text: str) -> list[str]:
+    """The replacement fields of a format string, in order (``""`` for a positional ``{}``); a malformed
+    string (a lone ``{`` or ``}``) raises ``ValueError``.
+
+    >>> template_fields('Reply like {{"n": 3}}. {question} {options!s}')
+    ['question', 'options']
+    """
+    return [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
+
+
+def check_template(text: str, allowed: tuple[str, ...], key: str) -> list[str]:
+    """The fields of ``text`` (see :func:`template_fields`); a :class:`ConfigError` naming ``key`` (e.g.
+    ``instruction.prompt``) when it is malformed or uses a field outside ``allowed``."""
+    from lamm.config import ConfigError
+
+    hint = "write a literal brace as {{ or }}"
+    try:
+        fields = template_fields(text)
+    except ValueError as e:
+        raise ConfigError(f"{key} {text!r} is not a valid template ({e}); {hint}") from None
+    unknown = [f for f in fields if f not in allowed]
+    if unknown:
+        shown = ", ".join("{" + f + "}" for f in dict.fromkeys(unknown))
+        raise ConfigError(f"{key} {text!r} uses {shown}, which is not a field it can fill (fields: "
+                          f"{', '.join('{' + a + '}' for a in allowed)}); {hint}")
+    return fields
+
+
+def _resolve(value: str, pool: dict[str, str], needle: tuple[str, ...], allowed: tuple[str, ...], key: str,
+             family: str) -> tuple[str, str]:
+    """(id, text): a pool id, or literal text that uses one of the ``needle`` fields (id ``"custom"``);
+    either is checked against the ``allowed`` fields (errors name ``key``)."""
     if value in pool:
+        check_template(pool[value], allowed, key)
         return value, pool[value]
-    if any(n in value for n in needle):
+    fields = check_template(value, allowed, key) if "{" in value or "}" in value else []
+    if any(n in fields for n in needle):
         return "custom", value
     close = difflib.get_close_matches(value, list(pool), n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    fields = " or ".join(needle)
-    raise ValueError(f"{what} {value!r} is neither an id for task {family!r} ({', '.join(sorted(pool))}) "
-                     f"nor a text containing {fields}{hint}")
+    names = " or ".join("{" + n + "}" for n in needle)
+    raise ValueError(f"{key} {value!r} is neither an id for task {family!r} ({', '.join(sorted(pool))}) "
+                     f"nor a text containing {names}{hint}")
 
 
 @dataclass(frozen=True)
@@ -152,9 +191,9 @@ class ResolvedInstruction:
 
         ``labels``: each option's label in ``{options}`` (``None``: the letters A, B, ...).
         """
-        needs = [k for k in ("{options}", "{labels}") if k in self.prompt]
+        needs = [k for k in ("options", "labels") if k in template_fields(self.prompt)]
         if needs and not options:
-            raise ValueError(f"prompt {self.prompt_id!r} uses {needs[0]} but the sample has no options")
+            raise ValueError(f"prompt {self.prompt_id!r} uses {{{needs[0]}}} but the sample has no options")
         opts = options or []
         return self.prompt.format(
             question=question,
@@ -177,16 +216,21 @@ def resolve_instruction(family: str, prompt: str = "default", answer_template: s
                         system: str | None = None) -> ResolvedInstruction:
     """Resolve prompt and answer-template ids (or literal texts) for a metric family.
 
+    Every text is parsed here: a field a template cannot fill, or a lone brace, raises
+    ``lamm.config.ConfigError`` naming ``instruction.prompt`` / ``instruction.answer_template``.
+
     >>> r = resolve_instruction("counting", "number")
     >>> r.format_question("How many cats?")
     'How many cats? Answer with a number.'
     >>> resolve_instruction("multiple_choice").format_answer("repel", 1)
     'The answer is (B) repel'
     """
-    pid, ptext = _resolve(prompt, prompt_pool(family), ("{question}",), "prompt", family)
+    pid, ptext = _resolve(prompt, prompt_pool(family), ("question",), PROMPT_FIELDS, "instruction.prompt",
+                          family)
     if answer_template == "default":
         answer_template = DEFAULT_ANSWER_TEMPLATE.get(family, "answer_is")
-    aid, atext = _resolve(answer_template, ANSWER_TEMPLATES, ("{option}", "{letter}"), "answer template", family)
+    aid, atext = _resolve(answer_template, ANSWER_TEMPLATES, ANSWER_FIELDS, ANSWER_FIELDS,
+                          "instruction.answer_template", family)
     # module globals read at call time, so an edited text reaches both the inferencer and the recipe hash
     return ResolvedInstruction(family, pid, ptext, aid, atext, system, cot_trigger=COT_TRIGGER,
                                cot_answer=COT_ANSWER, multiturn=MULTITURN.get(family))

@@ -190,9 +190,14 @@ def default_recipe(scenario: str) -> Recipe:
 
 
 def load_recipe(name_or_file: str | os.PathLike, overrides: list[str] | None = None) -> Recipe:
-    """A recipe from a YAML path, a recipe name, or a scenario name (its :func:`default_recipe`)."""
+    """A recipe from a YAML path, a recipe name, or a scenario name (its :func:`default_recipe`).
+
+    A ``.yaml`` / ``.yml`` argument or an existing *file* is read as a path; anything else is a name (a
+    folder in the working directory that happens to share a recipe's name does not shadow it)."""
     p = Path(name_or_file)
-    if p.suffix in (".yaml", ".yml") or p.exists():
+    if p.suffix in (".yaml", ".yml") and p.is_dir():
+        raise ConfigError(f"recipe {str(name_or_file)!r}: {p} is a directory; name a recipe YAML file")
+    if p.suffix in (".yaml", ".yml") or p.is_file():
         path: Path | None = p
     else:
         path = list_recipes().get(str(name_or_file))
@@ -227,7 +232,11 @@ def recipe_summary(recipe: Recipe) -> dict[str, Any]:
 
 
 class SuiteConfig(Config):
-    """A named list of recipes run one after another on one model (``lamm bench suite NAME``)."""
+    """A named list of recipes run one after another on one model (``lamm bench suite NAME``).
+
+    Each entry of ``recipes`` is a recipe name, a scenario name, or a recipe YAML path; a path (an entry
+    ending in ``.yaml`` / ``.yml`` or containing ``/``) is relative to the suite file's folder, else (for
+    compatibility) to the working directory (:func:`suite_recipe`)."""
 
     name: str = ""
     description: str = ""
@@ -241,16 +250,43 @@ def suite_dirs() -> list[Path]:
     return [d.parent / "suites" for d in recipe_dirs() if (d.parent / "suites").is_dir()]
 
 
+def find_suite(name_or_file: str | os.PathLike) -> Path:
+    """The YAML file of a suite given as a path or a name (``lamm2d``, ``lamm3d``, ``synthetic``)."""
+    p = Path(name_or_file)
+    if p.suffix in (".yaml", ".yml") and p.is_dir():
+        raise ConfigError(f"suite {str(name_or_file)!r}: {p} is a directory; name a suite YAML file")
+    if p.suffix in (".yaml", ".yml") or p.is_file():
+        return p
+    found = [d / f"{name_or_file}.yaml" for d in suite_dirs() if (d / f"{name_or_file}.yaml").is_file()]
+    if not found:
+        known = sorted({f.stem for d in suite_dirs() for f in d.glob("*.yaml")})
+        raise ConfigError(f"suite {str(name_or_file)!r}: no such file or suite "
+                          f"(known: {', '.join(known) or 'none'})")
+    return found[0]
+
+
 def load_suite(name_or_file: str | os.PathLike) -> SuiteConfig:
     """A suite from a YAML path or a name (``lamm2d``, ``lamm3d``, ``synthetic``)."""
-    p = Path(name_or_file)
-    if not (p.suffix in (".yaml", ".yml") or p.exists()):
-        found = [d / f"{name_or_file}.yaml" for d in suite_dirs() if (d / f"{name_or_file}.yaml").is_file()]
-        if not found:
-            known = sorted({f.stem for d in suite_dirs() for f in d.glob("*.yaml")})
-            raise ConfigError(f"suite {str(name_or_file)!r}: no such file or suite (known: {', '.join(known) or 'none'})")
-        p = found[0]
+    p = find_suite(name_or_file)
     suite = load_config(SuiteConfig, p)
     if not suite.name:
         suite.name = p.stem
     return suite
+
+
+def suite_recipe(entry: str, suite_file: str | os.PathLike) -> str | Path:
+    """What a suite entry names, for :func:`load_recipe`: an entry that is a path (ends in ``.yaml`` /
+    ``.yml`` or contains ``/``) is looked up beside the suite file first, then in the working directory;
+    a name is returned as it is. A path found in neither place is an error listing both."""
+    p = Path(entry)
+    if not (p.suffix in (".yaml", ".yml") or "/" in entry or os.sep in entry):
+        return entry
+    if p.is_absolute():
+        return p
+    beside = Path(suite_file).parent / p
+    if beside.is_file():
+        return beside
+    if p.is_file():
+        return p
+    raise ConfigError(f"suite {str(suite_file)!r}: recipe {entry!r} not found; looked beside the suite "
+                      f"({beside}) and in the working directory ({Path.cwd() / p})")

@@ -6,6 +6,8 @@ interval as a whisker) and a radar chart across task families. A family's radar 
 its tasks' *radar scores*: the headline metric when it is a percentage where higher is better, else the
 task's first such metric (counting's headline is MAE, so its exact-count accuracy is drawn), so every
 axis runs 0–100 outward. Tasks without a percentage metric are left off the radar and listed under it.
+The radar draws only the families every model has a value for (a family a model never ran is not a 0);
+each family left off that way is listed under the chart ("model B: no run for family pope").
 """
 
 from __future__ import annotations
@@ -29,9 +31,11 @@ def format_number(v: Any, digits: int = 2) -> str:
 
 
 def _ci(ci: Any) -> str:
+    """An interval as `` [low, high]``, with the digits of :func:`format_number` so it reads against
+    its value (a value printed to 2 decimals beside a 1-decimal interval can seem to fall outside it)."""
     if not ci or any(v is None for v in ci):
         return ""
-    return f" [{ci[0]:.1f}, {ci[1]:.1f}]"
+    return f" [{format_number(ci[0])}, {format_number(ci[1])}]"
 
 
 def run_report_markdown(results: dict[str, Any], examples: list[dict[str, Any]]) -> str:
@@ -60,6 +64,9 @@ def run_report_markdown(results: dict[str, Any], examples: list[dict[str, Any]])
                      f"bins of the top option probability; mean confidence {format_number(cal['mean_confidence'])}%, "
                      f"accuracy {format_number(cal['accuracy'])}% (overconfidence {format_number(cal['overconfidence'])}); "
                      "reliability diagram: reliability.svg")
+    if "ppl_ties" in r:
+        lines.append(f"- ppl ties: {r['ppl_ties']} of {r['n_questions']} questions had several options with "
+                     "the best score; the lowest-index option was taken (`extra.tied` in answers.jsonl)")
     if r.get("duplicate_ids"):
         lines.append(f"- {r['duplicate_ids']} records repeat an earlier id; they were renamed id@index")
     if examples:
@@ -222,14 +229,22 @@ def leaderboard_html(entries: list[Entry]) -> str:
                        f'<small>{html.escape(_ci(e.results["ci"].get(e.results["headline"])))}</small></td>')
         rows.append(f'<tr><td><span class="sw" style="background:{colours[m]}"></span>{html.escape(m)}</td>{"".join(tds)}</tr>')
     bars = "".join(_bar_svg(t, [cells[(m, t)] for m in models if (m, t) in cells], colours) for t in tasks)
-    families = sorted({e.family for e in cells.values() if e.radar_score() is not None})
+    scored = sorted({e.family for e in cells.values() if e.radar_score() is not None})
     values: dict[tuple[str, str], float] = {}
     for m in models:
-        for f in families:
+        for f in scored:
             vs = [s for e in cells.values() if e.model == m and e.family == f and (s := e.radar_score()) is not None]
             if vs:
                 values[(m, f)] = sum(vs) / len(vs)
+    # a family some model has no value for would be drawn at 0 for it, as if it had scored 0: leave it off
+    families = [f for f in scored if all((m, f) in values for m in models)]
+    ran = {(e.model, e.family) for e in cells.values()}
+    gaps = [f"model {m}: {'no percentage score' if (m, f) in ran else 'no run'} for family {f}"
+            for f in scored if f not in families for m in models if (m, f) not in values]
     off = sorted({e.task for e in cells.values() if e.radar_score() is None})
+    radar = (_radar_svg(models, families, values, colours) if families else
+             "<p>no task family with a percentage metric was run by every model</p>" if scored else
+             "<p>no percentage metrics</p>")
     legend = "".join(f'<span class="lg"><span class="sw" style="background:{colours[m]}"></span>{html.escape(m)}</span>'
                      for m in models)
     css = ("body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse}"
@@ -240,7 +255,9 @@ def leaderboard_html(entries: list[Entry]) -> str:
             f"<style>{css}</style></head><body><h1>lamm bench leaderboard</h1>"
             f"<div class=\"wrap\"><table><tr><th>model</th>{head}</tr>{''.join(rows)}</table></div>"
             f"<p>{legend}</p><h2>Per task</h2><div>{bars}</div>"
-            f"<h2>Across task families</h2>{_radar_svg(models, families, values, colours) if families else '<p>no percentage metrics</p>'}"
+            f"<h2>Across task families</h2>{radar}"
+            + (f"<p>Not on the radar (not run by every model): {html.escape('; '.join(gaps))}</p>"
+               if gaps else "")
             + (f"<p>Not on the radar (no percentage metric): {html.escape(', '.join(off))}</p>" if off else "")
             + "".join(f"<p><small>note: {html.escape(n)}</small></p>" for n in notes)
             + "</body></html>\n")

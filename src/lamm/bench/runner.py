@@ -4,7 +4,8 @@ Outputs in the run directory (all written atomically, by rank 0 only):
 
 * ``answers.jsonl`` — one row per record: question(s), rendered prompt(s), raw answer(s), the parsed
   prediction, the per-sample scores and inferencer extras (option probabilities, rationales);
-* ``results.json`` — metrics, 95% bootstrap intervals, counts (``n``, ``unparsed``), recipe hash, model
+* ``results.json`` — metrics, 95% bootstrap intervals, counts (``n``, ``unparsed``; ``ppl_ties`` for a
+  ``ppl`` run: questions whose best option score was shared, decided by the lowest index), recipe hash, model
   fingerprint, versions of lamm / torch / transformers. It holds nothing that depends on timing or on
   how the run was split, so a resumed or a data-parallel run writes the same bytes as one clean process;
 * ``report.md`` — the same for people; ``recipe.yaml`` — the resolved recipe;
@@ -149,7 +150,14 @@ def build_retriever(recipe: Recipe, scenario: Scenario, root: str | os.PathLike 
     if Path(pool.source).resolve() == Path(scenario.source).resolve():
         raise ScenarioError(f"recipe {recipe.name!r}: the ICL pool {pool.source} is the evaluated file itself; "
                             "draw examples from another split or file")
-    return make_retriever(icl.retriever, pool.samples(), icl.k, seed=icl.seed, fixed_ids=icl.fixed_ids)
+    examples = pool.samples()
+    if examples and all(s.answer is None for s in examples):  # no larger pool can help: say so, and why
+        raise ScenarioError(
+            f"recipe {recipe.name!r}: scenario {recipe.scenario.name!r} (family {pool.metric!r}) has no gold "
+            f"answer text for in-context examples (none of the {len(pool.records)} records of {pool.source} "
+            "can be written as an answer, as for LSP keypoints and Locating-LSP / -FSC147), so ICL is not "
+            "supported for it; set instruction.icl.retriever: none")
+    return make_retriever(icl.retriever, examples, icl.k, seed=icl.seed, fixed_ids=icl.fixed_ids)
 
 
 def _image_size(sample: Sample) -> tuple[int, int]:
@@ -238,6 +246,27 @@ def _record_answers(indices: list[int], samples: list[Sample], answers: dict[str
     return scored, rows
 
 
+def count_ppl_ties(rows: list[dict[str, Any]]) -> int:
+    """Questions of ``answers.jsonl`` rows whose ``ppl`` choice was a tie (``extra["tied"]``; answers
+    cached before ties were recorded are judged from their ``option_scores``)."""
+    from lamm.bench.inferencers.ppl import tied_options
+
+    def tied(extra: Any) -> bool:
+        if not isinstance(extra, dict):
+            return False
+        if extra.get("tied"):
+            return True
+        scores = extra.get("option_scores")
+        return (isinstance(scores, list) and len(scores) > 1
+                and all(isinstance(v, (int, float)) for v in scores) and bool(tied_options(scores)))
+
+    n = 0
+    for row in rows:
+        extras = row["extra"].values() if isinstance(row.get("question"), dict) else [row.get("extra")]
+        n += sum(tied(e) for e in extras)
+    return n
+
+
 def score_and_write(recipe: Recipe, scenario: Scenario, family: str, indices: list[int], samples: list[Sample],
                     answers: dict[str, dict[str, Any]], instruction: Any, rhash: str, engine: Engine, fp: str,
                     limit: int | None, out: Path) -> dict[str, Any]:
@@ -296,6 +325,8 @@ def score_and_write(recipe: Recipe, scenario: Scenario, family: str, indices: li
         results["calibration"] = json_safe(calibration)
         write_text_atomic(out / "reliability.svg", reliability_svg(
             calibration["bins"], recipe.name or recipe.scenario.name, ece=calibration["ece"]))
+    if recipe.inferencer.type == "ppl":  # exact ties went to the lowest option index: say how often
+        results["ppl_ties"] = count_ppl_ties(lines)
     if recipe.scenario.corruption is not None:  # robustness: say which corruption, and what it could not change
         results["corruption"] = {**recipe.scenario.corruption.model_dump(mode="json"),
                                  "unchanged": len(getattr(scenario, "unchanged", ()))}
@@ -398,17 +429,20 @@ def run_suite(suite: str | os.PathLike, model: str | Engine, *, out_dir: str | o
     """Run every recipe of a suite into ``out_dir/<recipe>/`` with one engine, then write the leaderboard.
 
     A recipe whose data is missing under ``root`` fails the suite unless ``skip_missing``; skipped recipes
-    are listed in ``out_dir/suite.json`` and in the return value.
+    are listed in ``out_dir/suite.json`` and in the return value. A recipe path listed in a suite file is
+    relative to that file's folder (then the working directory): :func:`lamm.bench.recipe.suite_recipe`.
     """
-    from lamm.bench.recipe import load_suite
+    from lamm.bench.recipe import find_suite, load_suite, suite_recipe
     from lamm.bench.report import write_leaderboard
 
-    cfg = load_suite(suite)
+    suite_file = find_suite(suite)
+    cfg = load_suite(suite_file)
+    # every entry is found (and parsed) before the first run, so a typo does not surface hours in
+    recipes = [load_recipe(suite_recipe(name, suite_file)) for name in cfg.recipes]
     engine = model if isinstance(model, Engine) else load_engine(model)
     out = Path(out_dir)
     done, skipped = [], []
-    for name in cfg.recipes:
-        recipe = load_recipe(name)
+    for recipe in recipes:
         try:
             outcome = run_recipe(recipe, engine, out_dir=out / recipe.name, root=root,
                                  limit=limit if limit is not None else cfg.limit, show_progress=show_progress)

@@ -169,7 +169,7 @@ def load_desiderata_config(name_or_file: str | os.PathLike | None = None,
     if name_or_file is None:
         return load_config(DesiderataConfig, None, overrides)
     p = Path(name_or_file)
-    if not (p.suffix in (".yaml", ".yml") or p.exists()):
+    if not (p.suffix in (".yaml", ".yml") or p.is_file()):  # a folder of that name is not a config
         found = [d / f"{p}.yaml" for d in desiderata_dirs() if (d / f"{p}.yaml").is_file()]
         if not found:
             known = sorted({f.stem for d in desiderata_dirs() for f in d.glob("*.yaml")})

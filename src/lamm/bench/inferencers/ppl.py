@@ -7,6 +7,12 @@ the softmax over the option scores — which the calibration desideratum needs. 
 winning option's filled template, so the ordinary parsers read it. A verbalised sample (``Sample.labels``,
 instruction following) fills ``{letter}`` with its own labels ("The answer is (2) repel").
 
+Ties: when several options share the best score exactly, the one with the lowest index (the first
+offered) wins, and ``extra["tied"]`` lists the indices of all of them, so a run can count how often the
+choice was decided by order rather than by the model (``ppl_ties`` in ``results.json``). A sample with
+fewer than two options is an error: there is nothing to choose between, and its accuracy and
+calibration would be 100% and 0 by construction.
+
 All options of all samples of a batch go to the engine in one call: a backend that shares the prompt
 across requests with the same conversation computes it once per sample (``benchmarks/ppl_shared_prompt.py``).
 """
@@ -16,8 +22,20 @@ from __future__ import annotations
 import math
 
 from lamm.bench.inferencers import INFERENCERS, Inferencer, InferenceResult, render_prompt
+from lamm.bench.instructions import template_fields
 from lamm.bench.scenarios.base import Sample
 from lamm.infer.engine import LoglikelihoodRequest, ProgressFn
+
+
+def tied_options(scores: list[float]) -> list[int]:
+    """Indices of the options sharing the best score, when there are several (else ``[]``).
+
+    >>> tied_options([-1.0, -0.5, -0.5]), tied_options([-1.0, -0.5])
+    ([1, 2], [])
+    """
+    best = max(scores)
+    tied = [j for j, v in enumerate(scores) if v == best]
+    return tied if len(tied) > 1 else []
 
 
 def softmax(scores: list[float]) -> list[float]:
@@ -34,7 +52,9 @@ def softmax(scores: list[float]) -> list[float]:
 
 @INFERENCERS.register("ppl")
 class PPLInferencer(Inferencer):
-    """Argmax of option log-likelihoods; ``ppl_score`` (option) is ``"mean"`` or ``"sum"``."""
+    """Argmax of option log-likelihoods; ``ppl_score`` (option) is ``"mean"`` or ``"sum"``.
+
+    Exact ties go to the lowest option index and are recorded in ``extra["tied"]`` (module docstring)."""
 
     name = "ppl"
     needs_loglikelihood = True
@@ -46,7 +66,12 @@ class PPLInferencer(Inferencer):
             if not s.options:
                 raise ValueError(f"sample {s.id!r}: the ppl inferencer needs answer options, and this scenario's "
                                  "samples have none; use the direct inferencer")
-            if s.labels is not None and "{letter}" not in self.instruction.answer_template:
+            if len(s.options) < 2:
+                raise ValueError(f"sample {s.id!r} offers {len(s.options)} answer option ({s.options!r}); "
+                                 "the ppl inferencer needs at least 2 to choose between (a closed vocabulary "
+                                 "taken from a file with one distinct label has one). Use the direct "
+                                 "inferencer, or a file whose labels cover at least two classes")
+            if s.labels is not None and "letter" not in template_fields(self.instruction.answer_template):
                 # scoring option texts alone would never show the model the labels it is asked to use
                 raise ValueError(f"sample {s.id!r} has relabelled options (scenario.verbalizer) but the answer "
                                  f"template {self.instruction.answer_template!r} has no {{letter}}; use "
@@ -62,12 +87,14 @@ class PPLInferencer(Inferencer):
             res = results[pos:pos + len(s.options)]
             pos += len(s.options)
             scores = [r.mean_logprob if score_kind == "mean" else r.sum_logprob for r in res]
-            best = max(range(len(scores)), key=lambda j: (scores[j], -j))
+            best = max(range(len(scores)), key=lambda j: (scores[j], -j))  # ties: the lowest index
+            extra = {"choice": best, "option_scores": scores, "option_probs": softmax(scores),
+                     "score": score_kind, "options": list(s.options)}
+            tied = tied_options(scores)
+            if tied:
+                extra["tied"] = tied
             out.append(InferenceResult(
-                self.instruction.format_answer(s.options[best], best, s.labels), render_prompt(conv),
-                {"choice": best, "option_scores": scores, "option_probs": softmax(scores),
-                 "score": score_kind, "options": list(s.options)},
-            ))
+                self.instruction.format_answer(s.options[best], best, s.labels), render_prompt(conv), extra))
             if progress:
                 progress(1)
         return out

@@ -4,7 +4,10 @@
 errors. ``files`` lists the accepted benchmark file names, the current one first (older LAMM releases
 used ``VQA_SQAimage.json`` and misspelled ``Keypoints_Dectection_LSP.json``). ``task_type`` selects the
 system message (``lamm.conversation.SYSTEM_MESSAGES``); ``metric`` names a family in
-``lamm.bench.metrics.METRICS``; ``gt_fields`` are the record fields the metric reads.
+``lamm.bench.metrics.METRICS``; ``gt_fields`` are the record fields the metric reads; ``classes`` is the
+dataset's fixed class list where LAMM defines one (CIFAR10's 10 classes, UCMerced's 21 land-use
+classes): it is the answer vocabulary of those scenarios (``ppl`` options, ``{labels}``) whatever labels
+a file happens to contain, and its size is ``num_classes``.
 
 >>> info = get_scenario_info("ScienceQA")
 >>> info.files, info.metric, info.modality
@@ -13,6 +16,8 @@ system message (``lamm.conversation.SYSTEM_MESSAGES``); ``metric`` names a famil
 37.5
 >>> get_scenario_info("CIFAR10").chance_level()
 10.0
+>>> len(get_scenario_info("UCMerced").classes)
+21
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from lamm.bench.metrics.synonyms import CIFAR10_CLASSES, UCMERCED_CLASSES
 from lamm.registry import Registry
 
 Modality = Literal["image", "pcl"]
@@ -41,6 +47,15 @@ class ScenarioInfo:
     num_classes: int | None = None  # fixed label-set size, where the dataset defines one
     chance: Literal["classes", "choices"] | None = None  # how ``chance_level`` is computed
     label_field: str | None = None  # the field holding the class, for chance from records
+    classes: tuple[str, ...] | None = None  # the fixed class list, where LAMM defines one
+
+    def __post_init__(self) -> None:
+        if self.classes is not None:
+            if self.num_classes is None:
+                object.__setattr__(self, "num_classes", len(self.classes))
+            elif self.num_classes != len(self.classes):
+                raise ValueError(f"scenario {self.name!r}: num_classes={self.num_classes} but "
+                                 f"{len(self.classes)} classes are listed")
 
     @property
     def file(self) -> str:
@@ -50,13 +65,18 @@ class ScenarioInfo:
     def chance_level(self, records: Sequence[dict] | None = None) -> float | None:
         """Accuracy (percent) of uniform guessing, or ``None`` where undefined (detection, captioning...).
 
-        ``classes``: 100 / number of classes (``num_classes``, else the distinct labels in ``records``);
+        ``classes``: 100 / number of classes (``num_classes``, else the answer options a run over
+        ``records`` offers: the distinct hair colours, "Black_Hair" = "black", as ``RecordScenario.chance``);
         ``choices``: the mean over ``records`` of 100 / number of options (needs ``records``).
         """
         if self.chance == "classes":
             k = self.num_classes
             if k is None and records and self.label_field:
-                k = len({_norm(r.get(self.label_field)) for r in records if isinstance(r, dict)})
+                from lamm.bench.scenarios.lamm_files import vocabulary  # the options a run would offer
+
+                opts = vocabulary(self.metric, list(records))
+                k = len(opts) if opts else len({_norm(r.get(self.label_field)) for r in records
+                                                if isinstance(r, dict)})
             return 100.0 / k if k else None
         if self.chance == "choices" and records:
             sizes = [len(r["gt_choices"]) for r in records
@@ -72,7 +92,8 @@ def _norm(v: object) -> str:
 _S = ScenarioInfo
 _SCENARIOS = (
     _S("CIFAR10", ("Classification_CIFAR10.json",), "Classification", "classification", "image",
-       "classification", ("label",), num_classes=10, chance="classes", label_field="label"),
+       "classification", ("label",), num_classes=10, chance="classes", label_field="label",
+       classes=CIFAR10_CLASSES),
     _S("VOC2012", ("Detection_VOC2012.json",), "Detection", "detection", "image", "detection", ("object",)),
     _S("ScienceQA", ("VQA_ScienceQA.json", "VQA_SQAimage.json"), "VQA", "VQA", "image", "multiple_choice",
        ("gt_choice", "gt_choices"), chance="choices"),
@@ -81,7 +102,7 @@ _SCENARIOS = (
     _S("Flickr30k", ("Caption_flickr30k.json",), "Caption", "normal", "image", "caption", ("sentences",)),
     _S("UCMerced", ("Fine-grained_Classification_UCMerced.json",), "Fine-grained_Classification",
        "classification", "image", "classification", ("label",), num_classes=21, chance="classes",
-       label_field="label"),
+       label_field="label", classes=UCMERCED_CLASSES),
     _S("FSC147", ("Counting_FSC147.json",), "Counting", "counting", "image", "counting", ("num",)),
     _S("SVT", ("OCR_SVT.json",), "OCR", "VQA", "image", "ocr", ("word_list",)),
     _S("CelebA-Smile", ("Facial_Classification_CelebA(Smile).json",), "Facial_Classification", "VQA", "image",

@@ -6,7 +6,13 @@ ScanRefer, ScanQA) is registered here. Its file is looked up as ``ROOT/<file>``,
 ``ROOT/2D_Benchmark/meta_file/<file>`` / ``ROOT/3D_Benchmark/meta_file/<file>`` (LAMM's release
 layout, where media paths are relative to the ``2D_Benchmark`` / ``3D_Benchmark`` folder), trying
 every accepted file name (older releases spelled some differently). Media paths in the records are
-relative to the folder that holds the benchmark's media (``ROOT``, or the ``*_Benchmark`` folder).
+relative to the folder that holds the benchmark's media (``ROOT``, or the ``*_Benchmark`` folder). A
+file named by the recipe (``scenario.file``, an ICL ``pool``) follows the same rule: under
+``ROOT/2D_Benchmark/`` (``3D_Benchmark/``) its media are relative to that folder, elsewhere to ``ROOT``;
+a first record whose media is not there is an error naming the media root used.
+
+CIFAR10 and UCMerced have fixed class lists (``catalog.ScenarioInfo.classes``): they are the answer
+options of those scenarios, and a label outside them is an error naming the record.
 
 :func:`make_builder` turns records of any metric family into samples; the synthetic and generic
 scenarios use it too. LSP records give one question per joint: the ``{}`` in the ``query`` is filled
@@ -90,10 +96,39 @@ def gold_answer(family: str, rec: dict[str, Any]) -> str | None:
     return None  # keypoints / LSP locating are in pixels: no 0-1 example without opening the image
 
 
-def vocabulary(family: str, records: list[dict[str, Any]]) -> list[str] | None:
-    """The closed answer set of a family over a file (class names, yes/no, hair colours), for ``ppl``."""
+def vocabulary(family: str, records: list[dict[str, Any]], source: str = "<records>",
+               classes: tuple[str, ...] | None = None) -> list[str] | None:
+    """The closed answer set of a family (class names, yes/no, hair colours): ``ppl`` options, ``{labels}``.
+
+    ``classification``: the dataset's fixed ``classes`` when it has them (CIFAR10, UCMerced), in their
+    order, whatever labels the file holds; a class is spelled as the file spells it where the file has it
+    ("dense residential" for ``denseresidential``), else as in the list. A label outside the list is an
+    error naming the record. Without a class list (synthetic, generic files): the distinct labels of the
+    file. ``facial_smile``: yes / no. ``facial_hair``: the distinct hair colours of the file.
+
+    >>> vocabulary("classification", [{"id": "a", "label": "Cat"}], classes=("cat", "dog"))
+    ['Cat', 'dog']
+    """
     if family == "classification":
-        return sorted({str(r["label"]) for r in records if isinstance(r, dict) and "label" in r}) or None
+        if classes is None:
+            return sorted({str(r["label"]) for r in records if isinstance(r, dict) and "label" in r}) or None
+        from lamm.bench.metrics.synonyms import label_key
+
+        by_key = {label_key(c): c for c in classes}
+        spelled: dict[str, str] = {}
+        for i, r in enumerate(records):
+            label = r.get("label") if isinstance(r, dict) else None
+            if not isinstance(label, str) or not label.strip():
+                continue  # a missing or empty label is reported by the metric, naming the record
+            key = label_key(label)
+            if key not in by_key:
+                raise ScenarioError(
+                    f"{source}: record {i} (id {r.get('id')!r}): field 'label': {label!r} is not one of the "
+                    f"{len(classes)} classes of this dataset ({', '.join(classes)}); correct the label, or "
+                    "score the file as another dataset with scenario: {name: generic, file: ..., "
+                    "metric: classification}")
+            spelled.setdefault(key, label)
+        return [spelled.get(label_key(c), c) for c in classes]
     if family == "facial_smile":
         return ["yes", "no"]
     if family == "facial_hair":
@@ -142,18 +177,23 @@ def read_benchmark_file(path: Path) -> list[dict[str, Any]]:
 
 
 def records_scenario(name: str, path: Path, media_root: Path, family: str, task_type: str | None,
-                     modality: str | None = None, chance: Callable[[list[dict]], float | None] | None = None
-                     ) -> RecordScenario:
-    """A :class:`RecordScenario` over the records of one file, scored by ``family``."""
+                     modality: str | None = None, chance: Callable[[list[dict]], float | None] | None = None,
+                     classes: tuple[str, ...] | None = None) -> RecordScenario:
+    """A :class:`RecordScenario` over the records of one file, scored by ``family``.
+
+    ``classes``: the dataset's fixed class list (see :func:`vocabulary`). A closed-vocabulary scenario's
+    chance level is 100 / the number of options it offers; otherwise ``chance(records)``.
+    """
     records = read_benchmark_file(path)
     if modality is None:
         modality = "pcl" if records and "pcl" in records[0] else "image"
     tt = task_type or default_task_type(family, modality)
-    opts = vocabulary(family, records)
+    opts = vocabulary(family, records, str(path), classes)
+    level = 100.0 / len(opts) if opts else (chance(records) if chance else None)
     return RecordScenario(
         name=name, metric=family, task_type=tt, modality=modality, source=str(path), root=media_root,
         records=records, build=make_builder(family, tt, media_root, str(path), opts), options=opts,
-        chance=chance(records) if chance else None,
+        chance=level,
     )
 
 
@@ -171,6 +211,39 @@ def find_file(info: ScenarioInfo, root: Path) -> tuple[Path, Path]:
                         f"{', '.join(tried)}. Pass --root with the LAMM-Benchmark folder")
 
 
+def media_root_for(path: Path, root: Path) -> Path:
+    """The folder a named file's media paths are relative to: ``ROOT/2D_Benchmark`` (``3D_Benchmark``)
+    when the file lies under it, as in LAMM's release layout (the same rule as :func:`find_file`), else
+    ``root``."""
+    where = path.resolve()
+    for folder in ("2D_Benchmark", "3D_Benchmark"):
+        bench = root / folder
+        if bench.is_dir() and where.is_relative_to(bench.resolve()):
+            return bench
+    return root
+
+
+def check_media_root(records: list[dict[str, Any]], source: Path, media_root: Path, root: Path) -> None:
+    """Fail early, naming the media root, when the first record's image / point cloud is not under it
+    (a file whose paths are relative to another folder fails on every record, after the model loaded)."""
+    for i, rec in enumerate(records):
+        key = next((k for k in ("image", "pcl") if isinstance(rec, dict) and isinstance(rec.get(k), str)
+                    and rec[k]), None)
+        if key is None:
+            continue
+        p = Path(rec[key])
+        full = p if p.is_absolute() else media_root / p
+        if not full.exists():
+            why = ("the file lies under it (LAMM's release layout)" if media_root != root
+                   else "the --root; only a file under ROOT/2D_Benchmark or ROOT/3D_Benchmark resolves "
+                   "against that folder")
+            raise ScenarioError(
+                f"{source}: record {i} (id {rec.get('id')!r}): field {key!r}: {full} not found; this file's "
+                f"media paths are resolved against {media_root} ({why}). Make its paths relative to "
+                f"{media_root}, or move the file under the folder they are relative to")
+        return
+
+
 def _loader(info: ScenarioInfo) -> Callable[..., RecordScenario]:
     def load(root: Path, *, split: str = "test", file: str | None = None, metric: str | None = None,
              task_type: str | None = None) -> RecordScenario:
@@ -180,11 +253,15 @@ def _loader(info: ScenarioInfo) -> Callable[..., RecordScenario]:
             path = Path(file) if Path(file).is_absolute() else root / file
             if not path.is_file():
                 raise MissingDataError(f"scenario {info.name!r}: file {path} not found")
-            media = root
+            media = media_root_for(path, root)
         else:
             path, media = find_file(info, root)
-        return records_scenario(info.name, path, media, metric or info.metric, task_type or info.task_type,
-                                info.modality, info.chance_level)
+        scenario = records_scenario(info.name, path, media, metric or info.metric,
+                                    task_type or info.task_type, info.modality, info.chance_level,
+                                    classes=info.classes)
+        if file is not None:
+            check_media_root(scenario.records, path, media, root)
+        return scenario
 
     return load
 
