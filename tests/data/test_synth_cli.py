@@ -36,3 +36,12 @@ def test_synth_cli_is_deterministic_and_valid(tmp_path):
 def test_synth_cli_rejects_unknown_override(tmp_path):
     res = CliRunner().invoke(app, ["data", "synth", "--out", str(tmp_path), "n_trian_2d=3"])
     assert res.exit_code == 2 and "n_trian_2d" in res.output
+
+
+def test_shipped_synth_config_holds_the_defaults():
+    """`lamm data synth --help` points at configs/data/synth.yaml: it exists and equals SynthConfig()."""
+    from lamm.config import load_config
+    from lamm.data.synthetic import SynthConfig
+
+    path = Path(__file__).resolve().parents[2] / "configs" / "data" / "synth.yaml"
+    assert load_config(SynthConfig, path) == SynthConfig()
