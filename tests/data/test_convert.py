@@ -180,3 +180,24 @@ def test_convert_file_validates_and_reads_reference_examples(tmp_path):
         ConvertError, match=r"(?s)not valid LAMM records.*bad\.json \(converted\): record 0 id='x'"
     ):
         convert_file(bad, tmp_path / "out.json", "llava", "lamm")
+
+
+def test_a_mixed_2d_3d_file_converts_with_skip_other_modality(tmp_path):
+    """A file of 2D and 3D records (the docs' own training data) converts to LLaVA and to PointLLM once
+    each with --skip-other-modality; without it the first record of the other modality stops it."""
+    from typer.testing import CliRunner
+
+    from lamm.cli.main import app
+
+    mixed = lamm_2d() + lamm_3d()
+    inp = tmp_path / "mixed.json"
+    inp.write_text(json.dumps(mixed))
+    with pytest.raises(ConvertError, match="--skip-other-modality"):
+        convert_file(inp, tmp_path / "x.json", "lamm", "llava")
+    assert convert_file(inp, tmp_path / "l.json", "lamm", "llava", skip_other_modality=True) == len(lamm_2d())
+    assert convert_file(inp, tmp_path / "p.json", "lamm", "pointllm", skip_other_modality=True) == len(lamm_3d())
+    res = CliRunner().invoke(app, ["data", "convert", str(inp), str(tmp_path / "c.json"), "--to", "llava",
+                                   "--skip-other-modality"])
+    assert res.exit_code == 0, res.output
+    out = " ".join(res.output.split())  # rich wraps long lines
+    assert f"wrote {len(lamm_2d())} records" in out and f"{len(lamm_3d())} records of the other modality left out" in out

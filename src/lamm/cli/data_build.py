@@ -69,6 +69,10 @@ def convert(
     task_type: Annotated[
         str | None, typer.Option(help="From LLaVA / ShareGPT: task type when a record has none.")
     ] = None,
+    skip_other_modality: Annotated[
+        bool, typer.Option(help="To LLaVA / PointLLM: leave out the point-cloud / image records (a mixed "
+                                "2D + 3D file) instead of stopping at the first; the count is printed.")
+    ] = False,
 ) -> None:
     """Convert between LAMM and LLaVA / PointLLM / ShareGPT (--to FORMAT from LAMM, --from FORMAT to LAMM)."""
     from rich.markup import escape
@@ -80,11 +84,17 @@ def convert(
             "[bold red]error:[/] give --to FORMAT (from LAMM) or --from FORMAT (to LAMM), or both"
         )
         raise typer.Exit(2)
+    from lamm.fileio import read_json_or_jsonl
+
     with user_errors(ConvertError):
         n = convert_file(
-            src, dst, from_ or "lamm", to or "lamm", pcl_template=pcl_template, default_task_type=task_type
+            src, dst, from_ or "lamm", to or "lamm", pcl_template=pcl_template, default_task_type=task_type,
+            skip_other_modality=skip_other_modality,
         )
-    console.print(f"wrote {n} records ({from_ or 'lamm'} → {to or 'lamm'}) to [bold]{escape(str(dst))}[/]")
+        n_in = len(read_json_or_jsonl(src)) if skip_other_modality else n
+    left_out = f"; {n_in - n} records of the other modality left out" if n_in != n else ""
+    console.print(f"wrote {n} records ({from_ or 'lamm'} → {to or 'lamm'}) to [bold]{escape(str(dst))}[/]"
+                  f"{left_out}")
 
 
 def stats(

@@ -80,13 +80,17 @@ def _modality(rec: dict[str, Any], i: int) -> str:
 # ------------------------------------------------------------------------------------------------ LLaVA
 
 
-def to_llava(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """LAMM → LLaVA (images only; point clouds go to PointLLM)."""
+def to_llava(records: list[dict[str, Any]], skip_other_modality: bool = False) -> list[dict[str, Any]]:
+    """LAMM → LLaVA (images only; point clouds go to PointLLM). ``skip_other_modality`` leaves point-cloud
+    records out (a mixed 2D + 3D file) instead of refusing them."""
     out = []
     for i, rec in enumerate(records):
         if _modality(rec, i) != "image":
+            if skip_other_modality:
+                continue
             raise ConvertError(
-                f"{_where(i, rec)}: LLaVA has no point clouds; convert 3D records with --to pointllm"
+                f"{_where(i, rec)}: LLaVA has no point clouds; convert 3D records with --to pointllm "
+                "(a file mixing 2D and 3D records: --skip-other-modality, once with each format)"
             )
         out.append({**rec, "conversations": _with_placeholder(_turns(rec, i), "<image>")})
     return out
@@ -121,13 +125,17 @@ def _pointllm_type(task_type: str, n_turns: int) -> str:
     return "single_round" if n_turns <= 2 else "multi_round"
 
 
-def to_pointllm(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """LAMM → PointLLM (point clouds only); ``object_id`` is the cloud's file stem."""
+def to_pointllm(records: list[dict[str, Any]], skip_other_modality: bool = False) -> list[dict[str, Any]]:
+    """LAMM → PointLLM (point clouds only); ``object_id`` is the cloud's file stem. ``skip_other_modality``
+    leaves image records out (a mixed 2D + 3D file) instead of refusing them."""
     out = []
     for i, rec in enumerate(records):
         if _modality(rec, i) != "pcl":
+            if skip_other_modality:
+                continue
             raise ConvertError(
-                f"{_where(i, rec)}: PointLLM has no images; convert 2D records with --to llava"
+                f"{_where(i, rec)}: PointLLM has no images; convert 2D records with --to llava "
+                "(a file mixing 2D and 3D records: --skip-other-modality, once with each format)"
             )
         turns = _turns(rec, i)
         out.append(
@@ -234,7 +242,8 @@ def from_sharegpt(
 
 def convert(records: list[dict[str, Any]], src: str, dst: str, **options: Any) -> list[dict[str, Any]]:
     """Convert ``records`` from format ``src`` to ``dst`` (via LAMM). Options: ``pcl_template``
-    (from pointllm), ``default_task_type`` (from llava / sharegpt)."""
+    (from pointllm), ``default_task_type`` (from llava / sharegpt), ``skip_other_modality`` (to llava /
+    pointllm: leave out the records of the modality the format lacks)."""
     for f in (src, dst):
         if f not in FORMATS:
             raise ConvertError(f"unknown format {f!r}; expected one of {', '.join(FORMATS)}")
@@ -247,14 +256,19 @@ def convert(records: list[dict[str, Any]], src: str, dst: str, **options: Any) -
         records = from_pointllm(records, **{k: v for k, v in options.items() if k == "pcl_template" and v})
     elif src == "sharegpt":
         records = from_sharegpt(records, options.get("default_task_type"))
-    return {"lamm": list, "llava": to_llava, "pointllm": to_pointllm, "sharegpt": to_sharegpt}[dst](records)
+    skip = bool(options.get("skip_other_modality"))
+    if dst == "llava":
+        return to_llava(records, skip)
+    if dst == "pointllm":
+        return to_pointllm(records, skip)
+    return {"lamm": list, "sharegpt": to_sharegpt}[dst](records)
 
 
 def convert_file(
     in_path: str | os.PathLike, out_path: str | os.PathLike, src: str, dst: str, **options: Any
 ) -> int:
     """Convert a JSON / JSONL file; LAMM output is validated first (errors list every problem).
-    Returns the number of records written."""
+    Returns the number of records written (fewer than read only with ``skip_other_modality``)."""
     from lamm.data.records import validate_records, write_records
 
     try:
