@@ -261,3 +261,14 @@ def test_suite_lists_recipe_files_relative_to_itself(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # not the suite's folder
     summary = run_suite("mysuite/s.yaml", "dummy", out_dir=tmp_path / "out", root=root, show_progress=False)
     assert [r["recipe"] for r in summary["runs"]] == ["r1"]
+
+
+def test_a_missing_image_of_a_size_dependent_metric_fails_before_any_answer(tmp_path):
+    """LSP keypoints scale by the image size: a missing image stops the run at its start, naming the
+    record and field, before the model is asked anything."""
+    root = make_lamm_benchmark(tmp_path / "root", n=3, scenarios=["LSP"])
+    (root / "lsp_media" / "1.png").unlink()
+    engine = CountingEngine(str(tmp_path / "log.jsonl"))
+    with pytest.raises(ScenarioError, match=r"record 1 \(id 'lsp_1'\): field 'image': .*1.png: cannot read"):
+        run_recipe("LSP", engine, out_dir=tmp_path / "out", root=root, show_progress=False)
+    assert not (tmp_path / "log.jsonl").exists() or not (tmp_path / "log.jsonl").read_text().strip()

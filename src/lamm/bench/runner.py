@@ -160,12 +160,32 @@ def build_retriever(recipe: Recipe, scenario: Scenario, root: str | os.PathLike 
     return make_retriever(icl.retriever, examples, icl.k, seed=icl.seed, fixed_ids=icl.fixed_ids)
 
 
-def _image_size(sample: Sample) -> tuple[int, int]:
-    from PIL import Image
+def _image_size(sample: Sample, scenario: Scenario, index: int) -> tuple[int, int]:
+    """``(width, height)`` of a sample's image (its header only); an unreadable image is a ScenarioError
+    naming the file, record, id and field, as ``lamm bench score`` reports it."""
+    from PIL import Image, UnidentifiedImageError
 
     path = sample.media[0].path
-    with Image.open(str(path)) as img:  # reads the header only
-        return img.size
+    try:
+        with Image.open(str(path)) as img:
+            return img.size
+    except (OSError, UnidentifiedImageError) as e:
+        raise ScenarioError(f"{scenario.source}: record {index} (id {scenario.records[index].get('id')!r}): field "
+                            f"'image': {path}: cannot read the image for its size ({e.strerror or e}); the "
+                            "metric needs it — pass --root, the folder the image paths are under") from None
+
+
+def _check_image_sizes(scenario: Scenario, family: str, indices: list[int], samples: list[Sample]) -> None:
+    """Read, before any answer is generated, the image size of every record whose metric needs one (LSP
+    keypoints scale by it): a missing image fails the run at its start, not after all the answers."""
+    from lamm.bench.metrics import METRICS
+
+    fam = METRICS.get(family)
+    first_sample = {s.index: s for s in reversed(samples)}
+    for i in indices:
+        rec = scenario.records[i]
+        if fam.needs_image_size(rec) and "image_size" not in rec:
+            _image_size(first_sample[i], scenario, i)
 
 
 def _progress(show: bool):
@@ -283,7 +303,7 @@ def score_and_write(recipe: Recipe, scenario: Scenario, family: str, indices: li
     for i in indices:
         rec = dict(scenario.records[i])
         if fam.needs_image_size(rec) and "image_size" not in rec:
-            rec["image_size"] = list(_image_size(first_sample[i]))
+            rec["image_size"] = list(_image_size(first_sample[i], scenario, i))
         records.append(rec)
     try:
         report = fam.evaluate(scored, records, ci=recipe.metrics.ci, seed=recipe.metrics.seed)
@@ -359,6 +379,7 @@ def run_recipe(recipe: Recipe | str | os.PathLike, model: str | Engine, *, out_d
     samples = scenario.samples(indices)
     if len({s.id for s in samples}) != len(samples):
         raise ScenarioError(f"{scenario.source}: sample ids are not unique; the cache needs unique ids")
+    _check_image_sizes(scenario, family, indices, samples)
     retriever = build_retriever(recipe, scenario, root)
     engine = model if isinstance(model, Engine) else load_engine(model, media_root=None, **(engine_options or {}))
     fp = engine.fingerprint()

@@ -126,8 +126,10 @@ def recipes(
     if scenarios:
         load_all()
         table = Table(title="scenarios")
-        for col in ("name", "suite", "metric family", "task type", "splits", "data"):
-            table.add_column(col)
+        # names never wrap or get cut ("synth_cl…" four times would be useless); long text columns fold
+        table.add_column("name", no_wrap=True)
+        for col in ("suite", "metric family", "task type", "splits", "data"):
+            table.add_column(col, overflow="fold")
         for n in SCENARIOS.names():
             s = SCENARIOS.get(n)
             table.add_row(n, s.suite, s.metric or "(recipe)", s.task_type or "(recipe)", ",".join(s.splits) or "any",
@@ -135,13 +137,18 @@ def recipes(
         console.print(table)
         return
     table = Table(title="recipes")
-    for col in ("name", "scenario", "split", "inferencer", "prompt", "icl", "file"):
-        table.add_column(col)
+    table.add_column("name", no_wrap=True)
+    for col in ("scenario", "split", "inferencer", "prompt", "icl"):
+        table.add_column(col, overflow="fold")
+    folders: list[str] = []
     with _errors():
         for name, path in list_recipes().items():
             s = recipe_summary(load_recipe(path))
-            table.add_row(name, s["scenario"], s["split"], s["inferencer"], s["prompt"], s["icl"], str(path))
+            table.add_row(name, s["scenario"], s["split"], s["inferencer"], s["prompt"], s["icl"])
+            if str(Path(path).parent) not in folders:
+                folders.append(str(Path(path).parent))
     console.print(table)
+    console.print(f"recipe files (NAME.yaml): {', '.join(folders)}", highlight=False)
     console.print("A scenario name (lamm bench recipes --scenarios) also works as --recipe: its default recipe.")
 
 
