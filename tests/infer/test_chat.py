@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from lamm.fileio import FileFormatError
 from lamm.infer.chat import ChatSession, load_done, run_batch
-from lamm.infer.engine import load_engine
+from lamm.infer.engine import GenerationSettings, load_engine
 
 
 def _questions(tmp_path: Path, image_file: Path, pcl_file: Path) -> Path:
@@ -264,3 +264,16 @@ def test_cli_refuses_bad_batch_settings(tmp_path, args, match):
                                    *args])
     assert res.exit_code == 2, res.output
     assert match in res.output and not out.exists()
+
+
+def test_a_missing_image_names_its_question_and_keeps_earlier_answers(tmp_path, image_file, tiny_model_dir):
+    from lamm.media import MediaError
+
+    q = tmp_path / "q.jsonl"
+    q.write_text(json.dumps({"question_id": 1, "text": "a", "image": str(image_file)}) + "\n"
+                 + json.dumps({"question_id": 2, "text": "b", "image": str(tmp_path / "nope.png")}) + "\n")
+    out = tmp_path / "a.jsonl"
+    with pytest.raises(MediaError, match=r"q.jsonl: question_id 2: .*nope.png.*rerun to resume"):
+        run_batch(load_engine(f"lamm:{tiny_model_dir}", device="cpu"), q, out, chunk=1,
+                  settings=GenerationSettings(max_new_tokens=2))
+    assert [r["question_id"] for r in _rows(out)] == [1]

@@ -22,6 +22,7 @@ from typing import Any, TextIO
 from lamm.conversation import Conversation, MediaRef, Message
 from lamm.fileio import FileFormatError, jsonl_lines, read_text_utf8, write_text_atomic
 from lamm.infer.engine import Engine, GenerateRequest, GenerationSettings
+from lamm.media import MediaError
 
 HELP = ("commands: /image PATH (new chat about an image), /pcl PATH (new chat about a point cloud), "
         "/reset (forget the history, keep the media), /quit")
@@ -218,13 +219,24 @@ def run_batch(engine: Engine, questions: str | os.PathLike, answers: str | os.Pa
     with open(answers, "a", encoding="utf-8") as fh:
         for start in range(0, len(todo), chunk):
             part = todo[start:start + chunk]
-            texts = engine.generate([question_request(r, settings, task_type) for r in part])
+            try:
+                texts = engine.generate([question_request(r, settings, task_type) for r in part])
+            except MediaError as e:
+                raise MediaError(f"{questions}: {_culprits(part, str(e))}: {e}; the answers written so far are "
+                                 "kept — fix the media path (or --root) and rerun to resume") from None
             for row, text in zip(part, texts):
                 _append(fh, row, text, engine.spec)
                 summary.answered += 1
             if progress:
                 progress(summary.skipped_done + summary.answered, len(rows))
     return summary
+
+
+def _culprits(part: list[dict[str, Any]], message: str) -> str:
+    """The questions of a chunk whose media path the error names (every question of the chunk if none)."""
+    named = [r for r in part if any(r.get(k) and str(r[k]) in message for k in ("image", "pcl"))]
+    ids = [repr(r["question_id"]) for r in (named or part)]
+    return ("question_id " if len(ids) == 1 else "one of question_id ") + ", ".join(ids)
 
 
 def _append(fh: TextIO, row: dict[str, Any], answer: str, model: str) -> None:
