@@ -40,3 +40,16 @@ def test_chance_levels():
     assert get_scenario_info("ScanQA").chance_level(recs) == pytest.approx(100 * (1 / 6 + 1 / 2) / 2)
     assert get_scenario_info("ScanQA").chance_level() is None
     assert get_scenario_info("VOC2012").chance_level() is None
+
+
+def test_docs_table_of_scenario_files_equals_the_catalog():
+    """docs/benchmark.md lists every LAMM scenario's files and ground-truth fields; it must not drift."""
+    from pathlib import Path
+
+    from lamm.bench.scenarios.catalog import CATALOG
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "benchmark.md").read_text(encoding="utf-8")
+    for name, s in CATALOG.items():
+        row = (f"| `{name}` | {', '.join(f'`{f}`' for f in s.files)} | `{s.task_type}` | `{s.metric}` | "
+               f"{', '.join(f'`{g}`' for g in s.gt_fields)} |")
+        assert row in doc, row
