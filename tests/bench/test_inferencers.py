@@ -71,6 +71,28 @@ def test_direct_builds_one_request_per_sample():
     assert "Answer the question about the image" in res[0].prompt  # the task's system message
 
 
+def test_sampling_seeds_come_from_the_recipe_seed_the_sample_and_the_turn():
+    """temperature > 0: each request carries a seed from (inferencer.seed, sample id, turn), so a run
+    repeats itself whatever the batching; greedy requests carry none."""
+    from dataclasses import replace
+
+    ins = resolve_instruction("counting", "number")
+    a, b = _sample(), replace(_sample(), id="s2")
+    eng = ScriptedEngine()
+    make_inferencer("cot", eng, ins, temperature=0.7, seed=5).infer([a, b])
+    seeds = [r.settings.seed for r in eng.generated]  # turn 0 of s1, s2, then turn 1 of s1, s2
+    assert None not in seeds and len(set(seeds)) == 4
+    again = ScriptedEngine()
+    make_inferencer("cot", again, ins, temperature=0.7, seed=5).infer([b])  # alone, another batch
+    assert [r.settings.seed for r in again.generated] == [seeds[1], seeds[3]]
+    other = ScriptedEngine()
+    make_inferencer("cot", other, ins, temperature=0.7, seed=6).infer([a])
+    assert other.generated[0].settings.seed != seeds[0]
+    greedy = ScriptedEngine()
+    make_inferencer("direct", greedy, ins).infer([a])
+    assert greedy.generated[0].settings.seed is None
+
+
 def test_ppl_picks_argmax_and_keeps_probabilities():
     ins = resolve_instruction("multiple_choice", answer_template="letter_option")
     table = {"The answer is (A) red": -2.0, "The answer is (B) blue": -0.5, "The answer is (C) green": -1.0}

@@ -277,3 +277,19 @@ def test_a_missing_image_names_its_question_and_keeps_earlier_answers(tmp_path, 
         run_batch(load_engine(f"lamm:{tiny_model_dir}", device="cpu"), q, out, chunk=1,
                   settings=GenerationSettings(max_new_tokens=2))
     assert [r["question_id"] for r in _rows(out)] == [1]
+
+
+def test_batch_sampling_is_reproducible_and_seeded_per_question(tmp_path, image_file, tiny_model_dir):
+    """temperature > 0 without --seed: the same command gives the same answers (seed 0); two questions
+    alike but for their id draw independently; --chunk does not change an answer."""
+    q = tmp_path / "q.jsonl"
+    q.write_text("".join(json.dumps({"question_id": i, "text": "Describe it.", "image": str(image_file)}) + "\n"
+                         for i in range(4)))
+    engine = load_engine(f"lamm:{tiny_model_dir}", device="cpu")
+    settings = GenerationSettings(max_new_tokens=12, temperature=1.5)
+    runs = []
+    for name, chunk in (("a", 4), ("b", 4), ("c", 1)):
+        run_batch(engine, q, tmp_path / f"{name}.jsonl", settings=settings, chunk=chunk)
+        runs.append([r["answer"] for r in _rows(tmp_path / f"{name}.jsonl")])
+    assert runs[0] == runs[1] == runs[2]
+    assert len(set(runs[0])) > 1, runs[0]  # not one draw repeated for every question

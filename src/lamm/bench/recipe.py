@@ -94,6 +94,8 @@ class InferencerConfig(Config):
     batch_size: int = Field(8, ge=1)
     max_new_tokens: int = Field(512, ge=1)
     temperature: float = Field(0.0, ge=0.0)
+    #: with temperature > 0: every sample samples with a seed from this and its id (reproducible runs)
+    seed: int = 0
     #: ppl: rank options by the mean (ChEF) or the sum of their tokens' log-probabilities
     ppl_score: Literal["mean", "sum"] = "mean"
 

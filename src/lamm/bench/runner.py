@@ -211,7 +211,8 @@ def _infer(recipe: Recipe, engine: Engine, retriever: Retriever | None, instruct
     before the next starts."""
     inf = recipe.inferencer
     inferencer = make_inferencer(inf.type, engine, instruction, max_new_tokens=inf.max_new_tokens,
-                                 temperature=inf.temperature, retriever=retriever, ppl_score=inf.ppl_score)
+                                 temperature=inf.temperature, seed=inf.seed, retriever=retriever,
+                                 ppl_score=inf.ppl_score)
     new: dict[str, dict[str, Any]] = {}
     t0 = time.time()
     with _progress(show) as bar:

@@ -39,7 +39,9 @@ def chat(
     temperature: Annotated[float, typer.Option(help="0 = greedy; above 0 samples.")] = 0.0,
     top_p: Annotated[float, typer.Option(
         help="Nucleus sampling mass, 0 < top_p <= 1 (with temperature > 0).")] = 1.0,
-    seed: Annotated[int | None, typer.Option(help="Sampling seed (same seed, same reply).")] = None,
+    seed: Annotated[int | None, typer.Option(
+        help="Sampling seed (same seed, same reply). Batch mode: each question samples with this seed and its "
+             "question_id (0 when not given).")] = None,
     task_type: Annotated[str, typer.Option(help="Task type selecting the system message (normal, VQA, detection, ...).")] = "normal",
     chunk: Annotated[int, typer.Option(
         min=1, help="Batch mode: questions per engine call (at least 1).")] = 16,

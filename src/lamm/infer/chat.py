@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -186,9 +186,16 @@ def load_done(path: str | os.PathLike) -> tuple[set[str], bool]:
 
 
 def question_request(row: dict[str, Any], settings: GenerationSettings, task_type: str) -> GenerateRequest:
+    """The request of one batch question. With sampling, its seed comes from ``settings.seed`` (0 when
+    none is given: batch runs are reproducible) and the question id, so questions draw independently and
+    a question's answer is the same whatever the chunking or a resume."""
+    from lamm.model.encoders.preprocess import sample_seed
+
     media = [MediaRef(k, path=str(row[k])) for k in ("image", "pcl") if row.get(k)]  # type: ignore[arg-type]
     conv = Conversation.single_turn(row["text"], media, task_type=row.get("task_type", task_type),
                                     id=str(row["question_id"]))
+    if not settings.greedy:
+        settings = replace(settings, seed=sample_seed(str(row["question_id"]), settings.seed or 0))
     return GenerateRequest(conv, settings)
 
 
@@ -222,8 +229,8 @@ def run_batch(engine: Engine, questions: str | os.PathLike, answers: str | os.Pa
             try:
                 texts = engine.generate([question_request(r, settings, task_type) for r in part])
             except MediaError as e:
-                raise MediaError(f"{questions}: {_culprits(part, str(e))}: {e}; the answers written so far are "
-                                 "kept — fix the media path (or --root) and rerun to resume") from None
+                raise MediaError(f"{questions}: {_culprits(part, str(e))}: {e}; the answers written so far "
+                                 "are kept — fix the media path (or --root) and rerun to resume") from None
             for row, text in zip(part, texts):
                 _append(fh, row, text, engine.spec)
                 summary.answered += 1

@@ -22,7 +22,8 @@ from lamm.bench.icl import Retriever
 from lamm.bench.instructions import ResolvedInstruction
 from lamm.bench.scenarios.base import Sample
 from lamm.conversation import Conversation, MediaRef, Message, render_text
-from lamm.infer.engine import Engine, GenerationSettings, ProgressFn
+from lamm.infer.engine import Engine, GenerateRequest, GenerationSettings, ProgressFn
+from lamm.model.encoders.preprocess import sample_seed
 from lamm.registry import Registry
 
 
@@ -57,15 +58,26 @@ class Inferencer(abc.ABC):
     needs_loglikelihood = False
 
     def __init__(self, engine: Engine, instruction: ResolvedInstruction, *, max_new_tokens: int = 512,
-                 temperature: float = 0.0, retriever: Retriever | None = None, **options: Any) -> None:
+                 temperature: float = 0.0, seed: int = 0, retriever: Retriever | None = None,
+                 **options: Any) -> None:
         if self.needs_loglikelihood and not engine.supports_loglikelihood:
             raise ValueError(f"inferencer {self.name!r} needs log-likelihoods, which backend "
                              f"{type(engine).__name__} ({engine.spec or '?'}) cannot give; use 'direct'")
         self.engine = engine
         self.instruction = instruction
         self.settings = GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature)
+        self.seed = seed
         self.retriever = retriever
         self.options = options
+
+    def request(self, conv: Conversation, turn: int = 0) -> GenerateRequest:
+        """The generation request of ``conv`` (a sample's conversation, ``conv.id`` = the sample id). With
+        sampling (temperature > 0) its seed comes from the recipe's ``inferencer.seed``, the sample id and
+        the ``turn`` (CoT / multi-turn ask twice): the same answers on every run, whatever the batching."""
+        settings = self.settings
+        if not settings.greedy:
+            settings = replace(settings, seed=sample_seed(f"{conv.id}\x1fturn{turn}", self.seed))
+        return GenerateRequest(conv, settings)
 
     def question_text(self, sample: Sample) -> str:
         # a verbalised sample (instruction following) shows its options under its own labels

@@ -11,7 +11,7 @@ from __future__ import annotations
 from lamm.bench.inferencers import INFERENCERS, Inferencer, InferenceResult, render_prompt
 from lamm.bench.scenarios.base import Sample
 from lamm.conversation import Message
-from lamm.infer.engine import GenerateRequest, ProgressFn
+from lamm.infer.engine import ProgressFn
 
 
 @INFERENCERS.register("cot")
@@ -23,9 +23,9 @@ class CoTInferencer(Inferencer):
     def infer(self, samples: list[Sample], progress: ProgressFn | None = None) -> list[InferenceResult]:
         ins = self.instruction
         first = [self.conversation(s, f"{self.question_text(s)}\n{ins.cot_trigger}") for s in samples]
-        rationales = self.engine.generate([GenerateRequest(c, self.settings) for c in first])
+        rationales = self.engine.generate([self.request(c, turn=0) for c in first])
         second = [c.with_messages([*c.messages, Message("assistant", r), Message("user", ins.cot_answer)])
                   for c, r in zip(first, rationales)]
-        answers = self.engine.generate([GenerateRequest(c, self.settings) for c in second], progress)
+        answers = self.engine.generate([self.request(c, turn=1) for c in second], progress)
         return [InferenceResult(a, render_prompt(c), {"rationale": r})
                 for a, c, r in zip(answers, second, rationales)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lamm.bench.inferencers import INFERENCERS, Inferencer, InferenceResult, render_prompt
 from lamm.bench.scenarios.base import Sample
-from lamm.infer.engine import GenerateRequest, ProgressFn
+from lamm.infer.engine import ProgressFn
 
 
 @INFERENCERS.register("direct")
@@ -15,5 +15,5 @@ class DirectInferencer(Inferencer):
 
     def infer(self, samples: list[Sample], progress: ProgressFn | None = None) -> list[InferenceResult]:
         convs = [self.conversation(s) for s in samples]
-        texts = self.engine.generate([GenerateRequest(c, self.settings) for c in convs], progress)
+        texts = self.engine.generate([self.request(c) for c in convs], progress)
         return [InferenceResult(t, render_prompt(c)) for t, c in zip(texts, convs)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from lamm.bench.inferencers import INFERENCERS, Inferencer, InferenceResult, render_prompt
 from lamm.bench.scenarios.base import Sample
 from lamm.conversation import Message
-from lamm.infer.engine import GenerateRequest, ProgressFn
+from lamm.infer.engine import ProgressFn
 
 
 @INFERENCERS.register("multiturn")
@@ -27,9 +27,9 @@ class MultiTurnInferencer(Inferencer):
                              "it supports detection and detection3d")
         ask_classes, ask_boxes = turns
         first = [self.conversation(s, ask_classes) for s in samples]
-        classes = self.engine.generate([GenerateRequest(c, self.settings) for c in first])
+        classes = self.engine.generate([self.request(c, turn=0) for c in first])
         second = [c.with_messages([*c.messages, Message("assistant", k), Message("user", ask_boxes)])
                   for c, k in zip(first, classes)]
-        answers = self.engine.generate([GenerateRequest(c, self.settings) for c in second], progress)
+        answers = self.engine.generate([self.request(c, turn=1) for c in second], progress)
         return [InferenceResult(a, render_prompt(c), {"classes": k})
                 for a, c, k in zip(answers, second, classes)]
