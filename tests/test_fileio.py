@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from lamm.fileio import (
@@ -11,6 +13,7 @@ from lamm.fileio import (
     read_json_or_jsonl,
     write_json_atomic,
     write_jsonl_atomic,
+    write_text_atomic,
 )
 
 
@@ -72,3 +75,54 @@ def test_utf8_bom_is_ignored(tmp_path):
     lines = tmp_path / "b.jsonl"
     lines.write_bytes(b"\xef\xbb\xbf" + b'{"id": "0"}\n{"id": "1"}\n')
     assert read_json_or_jsonl(lines) == [{"id": "0"}, {"id": "1"}]
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has ended (what a SIGKILLed writer leaves in its temporaries' names)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_temporaries_of_a_killed_writer_are_removed_by_the_next_one(tmp_path):
+    """SIGKILL skips every cleanup: the next write into the folder removes a dead process's leftovers
+    (files and checkpoint-style folders), and leaves a running process's and another host's alone."""
+    from lamm import fileio
+
+    host = fileio._owner_tag().rsplit("-", 1)[0]
+    dead = _dead_pid()
+    stale_file = tmp_path / f".a.json.tmp-{host}-{dead}.tmp"
+    stale_dir = tmp_path / f".step-3.tmp-{host}-{dead}"
+    live = tmp_path / f".b.json.tmp-{host}-{os.getppid()}.tmp"  # the test runner's parent: running
+    other_host = tmp_path / f".c.json.tmp-otherhost-{dead}.tmp"
+    stale_file.write_text("half")
+    stale_dir.mkdir()
+    (stale_dir / "weights").write_text("half")
+    live.write_text("in flight")
+    other_host.write_text("theirs")
+    write_text_atomic(tmp_path / "x.json", "{}")
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted([live.name, other_host.name, "x.json"])
+
+
+def test_a_folder_moved_aside_by_a_killed_replace_is_restored(tmp_path):
+    """A kill between replace_dir's two renames leaves the target missing and the old copy aside: the
+    next replace (or restore) puts it back first; with the target present, the aside copy is removed."""
+    from lamm import fileio
+
+    host = fileio._owner_tag().rsplit("-", 1)[0]
+    final = tmp_path / "export"
+    aside = tmp_path / f".export.old-{host}-{_dead_pid()}"
+    aside.mkdir()
+    (aside / "manifest.json").write_text("old")
+    assert fileio.restore_replaced(final) and (final / "manifest.json").read_text() == "old"
+    aside.mkdir()
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "manifest.json").write_text("new")
+    fileio.replace_dir(new, final)
+    assert (final / "manifest.json").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]

@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import re
+import shutil
+import socket
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,21 +21,121 @@ class FileFormatError(ValueError):
     """A file could not be read; the message names the file, the line or record, and the fix."""
 
 
+def _owner_tag() -> str:
+    """``HOST-PID`` of this process, as it appears in the names of its temporary files and folders."""
+    host = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:40] or "host"
+    return f"{host}-{os.getpid()}"
+
+
+def _pid_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: it runs
+        return True
+    return True
+
+
+#: (folder, kind) pairs this process has swept already: one listing per folder, not one per write
+_SWEPT: set[tuple[str, str]] = set()
+
+
+def sweep_stale_temps(directory: str | os.PathLike, kind: str = "tmp") -> list[Path]:
+    """Remove the temporaries of ``kind`` (``.NAME.KIND-HOST-PID...``) in ``directory`` that a killed
+    process of this host left (SIGKILL skips every ``finally``); those of running processes (this one
+    too) and of other hosts stay. Lists the folder once per process. Returns what it removed."""
+    d = Path(directory)
+    key = (str(d.resolve()), kind)
+    if key in _SWEPT or not d.is_dir():
+        return []
+    _SWEPT.add(key)
+    host = _owner_tag().rsplit("-", 1)[0]
+    pattern = re.compile(r"^\..+\." + re.escape(f"{kind}-{host}-") + r"(\d+)(?:\..*)?$")
+    removed = []
+    for p in d.iterdir():
+        m = pattern.match(p.name)
+        if m is None or _pid_running(int(m.group(1))):  # ours included: another thread may be writing
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed
+
+
+def owned_temp(target: str | os.PathLike, kind: str = "tmp", suffix: str = "") -> Path:
+    """The path of this process's temporary beside ``target``, ``.NAME.KIND-HOST-PID{suffix}``, free
+    to create: stale temporaries of killed processes in that folder are swept first (so a rerun after a
+    kill leaves nothing behind) and one of this same name (a reused pid) is removed."""
+    target = Path(target)
+    sweep_stale_temps(target.parent, kind)
+    tmp = target.parent / f".{target.name}.{kind}-{_owner_tag()}{suffix}"
+    if tmp.is_dir() and not tmp.is_symlink():
+        shutil.rmtree(tmp)
+    else:
+        tmp.unlink(missing_ok=True)
+    return tmp
+
+
+def replace_dir(new: str | os.PathLike, final: str | os.PathLike) -> None:
+    """Move folder ``new`` to ``final``. An existing ``final`` is first moved aside (``.NAME.old-HOST-PID``)
+    and deleted only once ``new`` is in place: an error restores it, and a kill between the two renames
+    leaves it aside, where the next :func:`replace_dir` (or :func:`restore_replaced`) of ``final`` puts it
+    back before anything else."""
+    new, final = Path(new), Path(final)
+    restore_replaced(final)
+    if not final.exists():
+        os.replace(new, final)
+        return
+    old = owned_temp(final, "old")
+    os.replace(final, old)
+    try:
+        os.replace(new, final)
+    except BaseException:
+        os.replace(old, final)
+        raise
+    shutil.rmtree(old)
+
+
+def restore_replaced(final: str | os.PathLike) -> bool:
+    """Put back a folder :func:`replace_dir` moved aside when a kill came before the new one was in
+    place (``final`` missing, its ``.old-`` copy of a dead process beside it); other such copies of
+    dead processes are removed. Returns whether one was restored."""
+    final = Path(final)
+    if not final.parent.is_dir():
+        return False
+    host = _owner_tag().rsplit("-", 1)[0]
+    pattern = re.compile(re.escape(f".{final.name}.old-{host}-") + r"(\d+)$")
+    restored = False
+    for p in sorted(final.parent.iterdir()):
+        m = pattern.match(p.name)
+        if m is None or (_pid_running(int(m.group(1))) and int(m.group(1)) != os.getpid()):
+            continue
+        if not final.exists() and not restored:
+            os.replace(p, final)
+            restored = True
+        else:
+            shutil.rmtree(p, ignore_errors=True)
+    return restored
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
 
-    On any exception the temporary file is removed and ``path`` is left as it was.
+    On any exception the temporary file is removed and ``path`` is left as it was; a temporary left by
+    a killed earlier writer of ``path`` is removed by the next one (:func:`owned_temp`).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = owned_temp(target, "tmp", suffix + ".tmp")
+    tmp_path.unlink(missing_ok=True)
     try:
         yield tmp_path
-        # mkstemp creates 0600 files; artifacts are meant to be shared like any other file
-        os.chmod(tmp_path, 0o644)
+        if tmp_path.exists():
+            os.chmod(tmp_path, 0o644)  # shared like any other artifact, whatever created the file
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():

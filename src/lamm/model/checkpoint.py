@@ -27,7 +27,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from typing import Any
 import torch
 
 from lamm.config import config_from_dict, load_yaml
-from lamm.fileio import write_json_atomic
+from lamm.fileio import owned_temp, replace_dir, restore_replaced, write_json_atomic
 from lamm.model.config import ModelConfig
 from lamm.model.llm import base_state_items, quiet_hf_progress, update_tensor_hash
 from lamm.model.lora import describe_lora, is_lora_param, unwrap_base
@@ -172,7 +171,9 @@ def save_checkpoint(model: MultimodalLM, directory: str | os.PathLike, extra_man
     cfg = model.config
     weights = trainable_state_dict(model) if state_dict is None else dict(state_dict)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    restore_replaced(final)  # a kill between the two renames of an earlier save left the old copy aside
+    tmp = owned_temp(final, "tmp")  # removes the temporaries of killed earlier saves first
+    tmp.mkdir()
     try:
         _save_tensors(tmp / WEIGHTS, weights)
         llm_source = "hub_or_path"
@@ -224,13 +225,7 @@ def save_checkpoint(model: MultimodalLM, directory: str | os.PathLike, extra_man
         write_json_atomic(tmp / "manifest.json", manifest)
         (tmp / "COMPLETE").write_text("ok\n", encoding="utf-8")
         _relax_permissions(tmp)
-        if final.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
-            os.replace(final, old / "ckpt")
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
+        replace_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -26,14 +26,13 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from lamm.fileio import write_json_atomic
+from lamm.fileio import owned_temp, replace_dir, restore_replaced, write_json_atomic
 
 
 @dataclass
@@ -117,7 +116,9 @@ def export_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os.PathLike,
     llm = model.llm.merge_and_unload() if merged else unwrap_base(model.llm)
 
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    restore_replaced(final)  # an earlier export killed between its two renames left the old copy aside
+    tmp = owned_temp(final, "tmp")  # removes the temporaries of killed earlier exports first
+    tmp.mkdir()
     try:
         llm.save_pretrained(tmp / "llm", safe_serialization=True)
         model.tokenizer.save_pretrained(tmp / "llm")
@@ -148,7 +149,7 @@ def export_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os.PathLike,
         }
         write_json_atomic(tmp / "export_manifest.json", manifest)
         check_out_dir(final, src)  # again: the folder may have changed while the export ran
-        _replace_dir(tmp, final)
+        replace_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -190,18 +191,3 @@ def check_out_dir(out: Path, src: Path) -> None:
                          f"export_manifest.json of format 'lamm-export'), so it is not replaced; {hint}")
 
 
-def _replace_dir(new: Path, final: Path) -> None:
-    """Put folder ``new`` at ``final``: an existing ``final`` is moved aside first and deleted only once
-    ``new`` is in place, so a failure leaves the old export where it was."""
-    if not final.exists():
-        os.replace(new, final)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
-    os.replace(final, old / final.name)
-    try:
-        os.replace(new, final)
-    except BaseException:
-        os.replace(old / final.name, final)
-        shutil.rmtree(old, ignore_errors=True)
-        raise
-    shutil.rmtree(old)
