@@ -19,7 +19,7 @@ ANSWERS = ["A dog is running on the grass.", "Two men are standing in a yard!", 
 
 
 def test_tokenize():
-    assert tokenize("A dog, running! Don't") == "a dog running don't"
+    assert tokenize("A dog, running! Don't") == "a dog running do n't"  # PTB splits the clitic
     assert tokenize(None) == ""
 
 
@@ -57,3 +57,24 @@ def test_perfect_caption_and_lamm_variant():
     assert r.metrics["lamm_bleu4"] == pytest.approx(100.0)  # best sentence of each answer is exact
     assert r.metrics["bleu1"] < 100.0  # corpus BLEU pays for the extra words "nice day"
     assert r.metrics["bleu4"] > 50.0
+
+
+@pytest.mark.parametrize("text, tokens", [
+    ("A man in a red t-shirt doesn't smile.", "a man in a red t-shirt does n't smile"),
+    ("a black-and-white dog jumps 1.5 meters", "a black-and-white dog jumps 1.5 meters"),
+    ("The dog's ball; I can't!", "the dog 's ball i ca n't"),
+    ("1,000 birds, 5.", "1,000 birds 5"),
+])
+def test_tokenize_like_coco_captions_ptb_pipeline(text, tokens):
+    """Hyphenated words and decimals stay whole and clitics split off, as coco-caption's PTB tokenizer
+    does: splitting "t-shirt" into "t shirt" added n-grams and raised BLEU / CIDEr above the standard."""
+    from lamm.bench.metrics.caption import tokenize
+
+    assert tokenize(text) == tokens
+
+
+def test_references_without_a_word_are_a_record_error():
+    from lamm.bench.metrics.base import RecordError
+
+    with pytest.raises(RecordError, match=r"field 'sentences': no reference caption has a word"):
+        CAP.evaluate(["a dog"], [{"sentences": ["...", "!"]}], ci=False)

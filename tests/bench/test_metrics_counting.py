@@ -19,6 +19,8 @@ def test_counts_read_with_punctuation_and_words():
     assert r.metrics["accuracy"] == pytest.approx(100 * 5 / 7)
     assert r.unparsed == 1 and r.headline == "mae"
     assert r.per_sample[5]["mae"] == 7.0
+    # lamm_mae caps each error at the true count (ChEF's published "MAE"): 7 → 3, the rest as they are
+    assert r.metrics["lamm_mae"] == pytest.approx((3 + 4) / 7)
 
 
 def test_bad_num():

@@ -112,6 +112,7 @@ def test_parse_option_prefers_longer_option_text():
     ("5.", 5.0), ("5,", 5.0), ("There are 5, maybe 6.", 5.0), ("five", 5.0), ("Twelve apples", 12.0),
     ("twenty-five", 25.0), ("one hundred and three", 103.0), ("1,000 birds", 1000.0), ("2.5", 2.5),
     ("two three", 2.0), ("someone", None), ("There are no apples", None),
+    ("a dozen", 12.0), ("two dozen", 24.0), ("About three dozen shells.", 36.0),  # dozen multiplies
 ])
 def test_parse_count(text, expected):
     assert P.parse_count(text) == expected

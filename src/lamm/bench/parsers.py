@@ -273,9 +273,10 @@ _UNITS = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
     "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
     "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30,
-    "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90, "dozen": 12,
+    "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
 }  # fmt: skip
-_SCALES = {"hundred": 100, "thousand": 1000}
+# multipliers of what precedes them ("two dozen" = 24, "a dozen" = 12)
+_SCALES = {"hundred": 100, "thousand": 1000, "dozen": 12}
 _NUMWORD = "|".join(sorted(list(_UNITS) + list(_SCALES), key=len, reverse=True))
 _WORDS_RUN_RE = re.compile(
     rf"\b(?:{_NUMWORD})\b(?:(?:\s+|\s*-\s*)(?:and\s+)?(?:{_NUMWORD})\b)*", re.IGNORECASE
@@ -298,13 +299,16 @@ def _words_value(run: str) -> float | None:
             continue
         if w in _UNITS:
             v, low = _UNITS[w], current % 100
-            if (v < 20 and (low % 10 or 10 <= low < 20)) or (v >= 20 and v != 12 and low):
+            if (v < 20 and (low % 10 or 10 <= low < 20)) or (v >= 20 and low) or last == "dozen":
                 break  # a second units word, or tens after units: a new number starts here
             current += v
         else:
-            if (w == "hundred" and current % 1000 >= 100) or (w == "thousand" and last == "thousand"):
+            if (w == "hundred" and current % 1000 >= 100) or (w == last and w != "hundred") \
+                    or (w == "dozen" and last in _SCALES):
                 break
-            if w == "thousand":
+            if w == "dozen":
+                current = max(current, 1) * 12
+            elif w == "thousand":
                 total += max(current, 1) * 1000
                 current = 0
             else:

@@ -2,10 +2,12 @@
 
 Scores come from pycocoevalcap's pure-Python ``Bleu`` / ``Rouge`` / ``Cider`` scorers (its ``Cider`` is
 CIDEr-D: clipped counts, Gaussian length penalty, ×10). All values are reported ×100. Its PTB tokenizer
-needs Java, so both answers and references are tokenised here instead: lower-cased, then the runs of
-letters/digits (an inner apostrophe kept: "don't" is one token) joined by single spaces — punctuation is
-dropped as the PTB pipeline drops it. CIDEr's document frequencies come from the scored corpus itself,
-so it is only meaningful over a corpus (a single sample scores 0).
+needs Java, so both answers and references are tokenised here the way it tokenises captions, in pure
+Python (the same numbers on every machine): lower-cased; words keep their inner hyphens
+("t-shirt", "black-and-white") and numbers their decimal point or thousands comma ("1.5", "1,000");
+clitics are split off as PTB does ("doesn't" → "does n't", "dog's" → "dog 's", "can't" → "ca n't");
+punctuation is dropped, as coco-caption drops PTB's punctuation tokens. CIDEr's document frequencies
+come from the scored corpus itself, so it is only meaningful over a corpus (a single sample scores 0).
 
 ``lamm_bleu4`` is LAMM's number: per sample, the **maximum** over the answer's sentences of sentence
 BLEU-4 against all references (uniform weights, closest reference length, no smoothing — a sentence
@@ -31,14 +33,22 @@ import numpy as np
 from lamm.bench.metrics.base import METRICS, MetricFamily, MetricReport, RecordError, check_inputs
 from lamm.bench.metrics.intervals import DEFAULT_N_BOOT, bootstrap_weighted
 
-_TOKEN_RE = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+_TOKEN_RE = re.compile(r"[0-9]+(?:[.,][0-9]+)+|[^\W_]+(?:[-'’][^\W_]+)*")
+_CLITIC_RE = re.compile(r"^(.+?)(n't|'s|'re|'ve|'ll|'d|'m)$")
 _SENT_SPLIT_RE = re.compile(r"(?<=[.!?])\s+|\n+")
 _TINY, _SMALL = 1e-15, 1e-9  # pycocoevalcap's BleuScorer guards, so resampled BLEU matches it exactly
 
 
 def tokenize(text: Any) -> str:
-    """Lower-cased word tokens joined by spaces ("A dog, running!" → "a dog running")."""
-    return " ".join(_TOKEN_RE.findall(text.lower())) if isinstance(text, str) else ""
+    """Lower-cased PTB-style tokens joined by spaces ("A dog, running!" → "a dog running"; "doesn't"
+    → "does n't"; "t-shirt" and "1.5" stay whole)."""
+    if not isinstance(text, str):
+        return ""
+    out = []
+    for tok in _TOKEN_RE.findall(text.lower().replace("’", "'")):
+        m = _CLITIC_RE.match(tok)
+        out += [m.group(1), m.group(2)] if m else [tok]
+    return " ".join(out)
 
 
 def _import_scorers():
@@ -127,6 +137,8 @@ class CaptionMetric(MetricFamily):
         refs = record["sentences"]
         if not isinstance(refs, list) or not refs or not all(isinstance(s, str) for s in refs):
             raise RecordError(index, record, "sentences", f"expected a non-empty list of captions, got {refs!r}")
+        if not any(tokenize(r) for r in refs):  # nothing to match against (CIDEr would crash on it)
+            raise RecordError(index, record, "sentences", f"no reference caption has a word: {refs!r}")
         return refs
 
     def evaluate(
