@@ -24,3 +24,10 @@ def make_synth_2d(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Pat
         return out
 
     return build
+
+
+@pytest.fixture(autouse=True)
+def _no_meteor_jvm(monkeypatch):
+    """METEOR starts a Java process (~5 s) per caption evaluation: off in these tests, except where a test
+    turns it back on (tests/bench/test_metrics_caption.py::test_meteor_where_java_runs)."""
+    monkeypatch.setenv("LAMM_METEOR", "0")

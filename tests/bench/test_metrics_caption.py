@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -78,3 +79,18 @@ def test_references_without_a_word_are_a_record_error():
 
     with pytest.raises(RecordError, match=r"field 'sentences': no reference caption has a word"):
         CAP.evaluate(["a dog"], [{"sentences": ["...", "!"]}], ci=False)
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="METEOR needs Java")
+def test_meteor_where_java_runs(monkeypatch):
+    """With Java, ``meteor`` is coco-caption's METEOR ×100; an exact match scores higher than a poor one."""
+    monkeypatch.setenv("LAMM_METEOR", "1")
+    good = CAP.evaluate(["a dog runs on the grass"], [{"sentences": ["A dog runs on the grass."]}], ci=False)
+    poor = CAP.evaluate(["two cars"], [{"sentences": ["A dog runs on the grass."]}], ci=False)
+    assert good.info["meteor"] == "coco-caption METEOR 1.5 (Java)"
+    assert good.metrics["meteor"] > 90 and 0 <= poor.metrics["meteor"] < 20
+
+
+def test_meteor_off_is_nan_and_says_why():
+    r = CAP.evaluate(["a dog"], [{"sentences": ["a dog"]}], ci=False)  # LAMM_METEOR=0 (tests/bench/conftest.py)
+    assert math.isnan(r.metrics["meteor"]) and "LAMM_METEOR=0" in r.info["meteor"]

@@ -1,4 +1,5 @@
-"""Captioning (Flickr30k): corpus ``bleu1``–``bleu4``, ``rouge_l``, ``cider`` (CIDEr-D), and ``lamm_bleu4``.
+"""Captioning (Flickr30k): corpus ``bleu1``–``bleu4``, ``rouge_l``, ``cider`` (CIDEr-D), ``meteor`` (where
+Java runs), and ``lamm_bleu4``.
 
 Scores come from pycocoevalcap's pure-Python ``Bleu`` / ``Rouge`` / ``Cider`` scorers (its ``Cider`` is
 CIDEr-D: clipped counts, Gaussian length penalty, ×10). All values are reported ×100. Its PTB tokenizer
@@ -8,6 +9,9 @@ Python (the same numbers on every machine): lower-cased; words keep their inner 
 clitics are split off as PTB does ("doesn't" → "does n't", "dog's" → "dog 's", "can't" → "ca n't");
 punctuation is dropped, as coco-caption drops PTB's punctuation tokens. CIDEr's document frequencies
 come from the scored corpus itself, so it is only meaningful over a corpus (a single sample scores 0).
+
+``meteor`` is coco-caption's METEOR 1.5 (its jar, run by Java: ~5 s to start); where ``java`` is not
+on the PATH, or ``LAMM_METEOR=0`` is set, it is NaN and the report's ``info["meteor"]`` says why.
 
 ``lamm_bleu4`` is LAMM's number: per sample, the **maximum** over the answer's sentences of sentence
 BLEU-4 against all references (uniform weights, closest reference length, no smoothing — a sentence
@@ -23,7 +27,9 @@ each resample). An answer with no word is unparsed and scored as an empty captio
 from __future__ import annotations
 
 import math
+import os
 import re
+import shutil
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -121,12 +127,31 @@ def corpus_bleu4(summed: np.ndarray) -> np.ndarray:
     return np.where(ratio < 1, bleu * np.exp(1 - 1 / np.minimum(ratio, 1)), bleu)
 
 
+def meteor(gts: dict[int, list[str]], res: dict[int, list[str]]) -> tuple[float, str]:
+    """Corpus METEOR ×100 of tokenised captions by coco-caption's jar, and a note for the report; NaN with
+    the reason where Java is missing, ``LAMM_METEOR=0`` is set, or the jar fails (its error is the note)."""
+    if os.environ.get("LAMM_METEOR", "1") == "0":
+        return float("nan"), "not computed: LAMM_METEOR=0"
+    if shutil.which("java") is None:
+        return float("nan"), "not computed: Java is not installed (coco-caption's METEOR jar needs it)"
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    try:
+        scorer = Meteor()
+        score, _ = scorer.compute_score(gts, res)
+    except (OSError, ValueError) as e:  # a broken Java or jar: say so in the report, keep the other metrics
+        return float("nan"), f"not computed: METEOR failed ({type(e).__name__}: {e})"
+    finally:
+        scorer = None  # its __del__ stops the Java process
+    return 100 * float(score), "coco-caption METEOR 1.5 (Java)"
+
+
 class CaptionMetric(MetricFamily):
     """Caption metrics against ``sentences`` (reference captions)."""
 
     name = "caption"
     headline = "bleu4"
-    metric_names = ("bleu1", "bleu2", "bleu3", "bleu4", "rouge_l", "cider", "lamm_bleu4")
+    metric_names = ("bleu1", "bleu2", "bleu3", "bleu4", "rouge_l", "cider", "meteor", "lamm_bleu4")
     required_fields = ("sentences",)
 
     def parse(self, answer: Any, record: dict) -> str | None:
@@ -161,6 +186,7 @@ class CaptionMetric(MetricFamily):
         else:
             rouge_each = cider_each = []
             metrics.update({m: float("nan") for m in self.metric_names[:6]})
+        metrics["meteor"], meteor_info = meteor(gts, res) if records else (float("nan"), "no records")
         lamm = [lamm_bleu4(a, rs) for a, rs in zip(answers, refs)]
         metrics["lamm_bleu4"] = 100 * float(np.mean(lamm)) if lamm else float("nan")
 
@@ -174,7 +200,8 @@ class CaptionMetric(MetricFamily):
                                                     n_boot=n_boot, seed=seed)
         unparsed = sum(h is None for h in hyps)
         return MetricReport(self.name, metrics, self.headline, len(records), unparsed, intervals, rows,
-                            {"tokenizer": "lowercase word runs (no PTB/Java)", "cider": "CIDEr-D (pycocoevalcap)"})
+                            {"tokenizer": "PTB-style, in Python (no Java)", "cider": "CIDEr-D (pycocoevalcap)",
+                             "meteor": meteor_info})
 
 
 CAPTION = CaptionMetric()
