@@ -375,3 +375,21 @@ def test_a_folder_named_like_a_config_does_not_shadow_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "synthetic").mkdir()
     assert load_desiderata_config("synthetic").name == "synthetic"
+
+
+def test_recipe_paths_in_a_config_file_are_relative_to_it(tmp_path, monkeypatch):
+    """Like a suite file: `recipes: [my.yaml]` in cfg/d.yaml means cfg/my.yaml, from any working directory."""
+    import yaml
+
+    from lamm.bench.desiderata.suite import plan_runs
+
+    cfg_dir = tmp_path / "cfg"
+    cfg_dir.mkdir()
+    (cfg_dir / "my.yaml").write_text("name: my\nscenario: {name: Synth-VQA}\ninferencer: {type: ppl}\n")
+    (cfg_dir / "d.yaml").write_text(yaml.safe_dump({
+        "calibration": {"recipes": ["my.yaml"]}, "icl": {"recipes": []},
+        "instruction_following": {"verbalizers": [], "consistency_against": None}, "robustness": {"recipes": []},
+        "hallucination": {"recipes": []}, "language": {"recipes": []}}))
+    monkeypatch.chdir(tmp_path)  # not the config's folder
+    plan = plan_runs(load_desiderata_config(str(cfg_dir / "d.yaml")))
+    assert [(p.desideratum, p.recipe.name) for p in plan] == [("calibration", "my")]

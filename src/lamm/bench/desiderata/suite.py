@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from lamm.bench.desiderata.radar import AXES
 from lamm.config import Config, ConfigError, load_config
@@ -154,6 +154,8 @@ class DesiderataConfig(Config):
     robustness: RobustnessSpec = Field(default_factory=RobustnessSpec)
     hallucination: HallucinationSpec = Field(default_factory=HallucinationSpec)
     language: LanguageSpec = Field(default_factory=LanguageSpec)
+    #: the YAML it was read from: recipe paths in it are looked up beside it (as in a suite file)
+    _source: Path | None = PrivateAttr(default=None)
 
 
 def desiderata_dirs() -> list[Path]:
@@ -179,6 +181,7 @@ def load_desiderata_config(name_or_file: str | os.PathLike | None = None,
     cfg = load_config(DesiderataConfig, p, overrides)
     if cfg.name == "default":
         cfg.name = p.stem
+    cfg._source = p
     return cfg
 
 
@@ -218,7 +221,7 @@ def plan_runs(cfg: DesiderataConfig) -> list[PlannedRun]:
     not ``ppl``, a hallucination recipe that is not POPE, an ICL / robustness recipe without an accuracy.
     """
     from lamm.bench.desiderata.robustness import corruption_label
-    from lamm.bench.recipe import CorruptionConfig, load_recipe, scenario_meta
+    from lamm.bench.recipe import CorruptionConfig, load_recipe, scenario_meta, suite_recipe
 
     plan: list[PlannedRun] = []
 
@@ -227,8 +230,8 @@ def plan_runs(cfg: DesiderataConfig) -> list[PlannedRun]:
         return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("_") or "recipe"
 
     def add(des: str, name: str, recipe: str, overrides: list[str], where: str, **key: Any) -> Any:
-        try:
-            rec = load_recipe(recipe, overrides)
+        try:  # a recipe path in a config file is relative to that file (then the working directory)
+            rec = load_recipe(suite_recipe(recipe, cfg._source) if cfg._source else recipe, overrides)
         except ConfigError as e:
             raise ConfigError(f"desiderata config field {where}: {e}") from None
         if any(p.desideratum == des and p.name == name for p in plan):
