@@ -102,3 +102,17 @@ def test_seeded_sampling_does_not_depend_on_the_batch(engine, image_file):
     assert batched[1] == alone
     assert "".join(engine.stream(target)) == alone
     assert len({alone, *engine.generate([req("what is in the image?", seed=s) for s in (6, 7)])}) > 1
+
+
+def test_usage_records_decoded_tokens_and_finish_reason(engine, image_file):
+    """Each request's GenerationInfo: the prompt's tokens, the tokens decoded (up to EOS) and "length"
+    only when max_new_tokens were decoded without an EOS; generate and stream agree."""
+    conv = Conversation.single_turn("what is in the image?", [MediaRef("image", path=str(image_file))])
+    reqs = [GenerateRequest(conv, GenerationSettings(max_new_tokens=n)) for n in (2, 5)]
+    engine.generate(reqs)
+    infos = list(engine.usage.last)
+    assert [(i.completion_tokens, i.finish_reason) for i in infos] == [(2, "length"), (5, "length")]
+    assert infos[0].prompt_tokens == engine.prompt_tokens(reqs[0]) > 0
+    "".join(engine.stream(reqs[1]))
+    assert engine.usage.last == [infos[1]]
+    assert engine.context_length == engine.model.config.text_config.max_position_embeddings

@@ -190,3 +190,29 @@ def test_stream_failure_in_our_server_reaches_the_client(run_uvicorn):
             "".join(eng.stream(_req(max_new_tokens=8)))
         assert eng.usage.failures == 1
         eng.close()
+
+
+def test_upstream_finish_reason_and_usage_are_recorded_per_request():
+    """generate and stream record the server's finish_reason and token counts in usage.last; a stop
+    string cut here (beyond the four the server applies) makes the reason "stop"."""
+    from lamm.infer.engine import GenerationInfo
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        why = "length" if body["max_tokens"] == 3 else "stop"
+        choice = {"message": {"content": "one two three"}, "finish_reason": why}
+        usage = {"prompt_tokens": 9, "completion_tokens": body["max_tokens"]}
+        return httpx.Response(200, json={"choices": [choice], "usage": usage})
+
+    eng = load_engine("openai:m@http://fake/v1", transport=httpx.MockTransport(handler), concurrency=2)
+    many_stops = list("abcd") + ["two"]  # the fifth is cut here, not by the server
+    eng.generate([_req(max_new_tokens=3), _req(max_new_tokens=5), _req(max_new_tokens=3, stop=many_stops)])
+    assert eng.usage.last == [GenerationInfo(9, 3, "length"), GenerationInfo(9, 5, "stop"),
+                              GenerationInfo(9, 3, "stop")]
+    end = {"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]}
+    usage = {"choices": [], "usage": {"prompt_tokens": 4, "completion_tokens": 8}}
+    body = [_sse("Hello "), f"data: {json.dumps(end)}\n\n".encode(),
+            f"data: {json.dumps(usage)}\n\n".encode(), b"data: [DONE]\n\n"]
+    eng = _streaming_engine([_Events(body)], [])
+    assert "".join(eng.stream(_req(max_new_tokens=8))) == "Hello "
+    assert eng.usage.last == [GenerationInfo(4, 8, "length")]

@@ -11,8 +11,16 @@ import pytest
 from PIL import Image
 
 from lamm.conversation import Conversation, MediaRef
+from lamm.infer.backends.dummy import DummyEngine
 from lamm.infer.engine import GenerateRequest, GenerationSettings, load_engine
-from lamm.infer.server import ServerConfig, ServerLimits, create_app
+from lamm.infer.server import (
+    ChatCompletionRequest,
+    MediaDecoder,
+    ServerConfig,
+    ServerLimits,
+    build_request,
+    create_app,
+)
 
 
 def _png_url(size: tuple[int, int], colour: str = "red") -> str:
@@ -290,3 +298,230 @@ def test_cli_serve_without_its_extra_says_what_to_install(monkeypatch, verb, mod
     res = CliRunner().invoke(app, ["serve", verb, "--model", "dummy"])
     assert res.exit_code == 2
     assert f"needs {module}" in res.output and f"'.[{extra}]'" in res.output
+
+
+# ------------------------------------------------------------------ finish_reason and usage (engine-reported)
+def _sse_chunks(text: str) -> list[dict]:
+    import json
+
+    return [json.loads(line[6:]) for line in text.split("\n") if line.startswith("data: {")]
+
+
+@pytest.fixture(scope="module")
+def tiny_client(tiny_model_dir):
+    from fastapi.testclient import TestClient
+
+    engine = load_engine(f"lamm:{tiny_model_dir}", device="cpu")
+    with TestClient(create_app(engine, ServerConfig(model_name="tiny")), raise_server_exceptions=False) as c:
+        yield c, engine
+
+
+@pytest.mark.parametrize("prompt", ["a", "the answer is", "tell me a story"])
+@pytest.mark.parametrize("extra", [{"max_tokens": 6}, {"max_tokens": 12, "stop": "\x7f"},
+                                   {"max_tokens": 12, "stop": ["co", "dg"]}])
+def test_finish_reason_and_usage_are_the_decoders_and_agree_plain_and_streamed(tiny_client, prompt, extra):
+    """Usage counts the tokens the engine decoded (not the re-tokenised, cut, stripped text) and
+    finish_reason says why decoding ended, identically in both modes."""
+    client, engine = tiny_client
+    body = {"model": "tiny", "messages": [{"role": "user", "content": prompt}], "temperature": 0, **extra}
+    plain = client.post("/v1/chat/completions", json=body).json()
+    chunks = _sse_chunks(client.post("/v1/chat/completions", json={
+        **body, "stream": True, "stream_options": {"include_usage": True}}).text)
+    s_finish = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]][-1]
+    assert (plain["choices"][0]["finish_reason"], plain["usage"]) == (s_finish, chunks[-1]["usage"])
+    # ground truth: decode token by token with the engine's own streaming loop
+    req = build_request(ChatCompletionRequest(**body), ServerConfig(), MediaDecoder(ServerConfig()))
+    list(engine.stream(req))
+    truth = engine.usage.last[0]
+    assert plain["usage"]["completion_tokens"] == truth.completion_tokens <= extra["max_tokens"]
+    assert plain["choices"][0]["finish_reason"] == truth.finish_reason
+    assert plain["usage"]["prompt_tokens"] == truth.prompt_tokens == engine.prompt_tokens(req)
+
+
+def test_finish_reason_length_exactly_at_max_tokens(tiny_client):
+    client, _ = tiny_client
+    # this prompt makes the random tiny model run on without EOS; 6 tokens decode to 8 once re-tokenised
+    r = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "a"}],
+                                                  "temperature": 0, "max_tokens": 6}).json()
+    assert r["choices"][0]["finish_reason"] == "length" and r["usage"]["completion_tokens"] == 6
+
+
+def test_engine_records_one_info_per_request_in_request_order(tiny_model_dir):
+    from lamm.infer.engine import GenerationInfo
+
+    engine = load_engine(f"lamm:{tiny_model_dir}", device="cpu", batch_size=2)
+    reqs = [GenerateRequest(Conversation.single_turn(q), GenerationSettings(max_new_tokens=n))
+            for q, n in (("a", 3), ("describe the picture in detail please", 5), ("hi", 4))]
+    engine.generate(reqs)
+    infos = engine.usage.last
+    assert [i.prompt_tokens for i in infos] == [engine.prompt_tokens(r) for r in reqs]
+    assert all(isinstance(i, GenerationInfo) and i.completion_tokens <= r.settings.max_new_tokens
+               and (i.finish_reason == "length") == (i.completion_tokens == r.settings.max_new_tokens)
+               for i, r in zip(infos, reqs))
+    assert engine.usage.completion_tokens == sum(i.completion_tokens for i in infos)
+
+
+_BASE_HI = {"messages": [{"role": "user", "content": "hi"}]}
+
+
+def test_dummy_cuts_to_max_tokens_and_counts_prompt_words(dummy_client):
+    r = dummy_client.post("/v1/chat/completions", json={
+        "messages": [{"role": "user", "content": "hi there, what is this?"}], "max_tokens": 2}).json()
+    assert r["choices"][0]["message"]["content"] == "The answer"
+    assert r["choices"][0]["finish_reason"] == "length" and r["usage"]["completion_tokens"] == 2
+    assert r["usage"]["prompt_tokens"] > 5  # the system message's words and the question's five
+    r = dummy_client.post("/v1/chat/completions", json=_BASE_HI).json()
+    assert r["choices"][0]["finish_reason"] == "stop"
+    assert r["usage"]["completion_tokens"] == len(r["choices"][0]["message"]["content"].split())
+
+
+# ------------------------------------------------------------------------------- request parameters
+_BASE = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.mark.parametrize("name, value", [
+    ("tools", [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]),
+    ("tool_choice", "required"), ("functions", [{"name": "f", "parameters": {}}]),
+    ("function_call", {"name": "f"}), ("response_format", {"type": "json_object"}), ("logprobs", True),
+    ("top_logprobs", 5), ("presence_penalty", 2.0), ("frequency_penalty", -1),
+    ("logit_bias", {"50256": -100}),
+    ("modalities", ["audio"]), ("audio", {"voice": "alloy", "format": "wav"}),
+    ("prediction", {"type": "content", "content": "x"}), ("reasoning_effort", "high"), ("made_up_option", 1),
+])
+def test_output_changing_parameters_are_refused_by_name(dummy_client, name, value):
+    r = dummy_client.post("/v1/chat/completions", json={**_BASE, name: value})
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["code"] == "unsupported_parameter" and err["param"] == name and name in err["message"]
+
+
+@pytest.mark.parametrize("extra", [
+    {"tools": []}, {"tool_choice": "none"}, {"response_format": {"type": "text"}}, {"logprobs": False},
+    {"presence_penalty": 0}, {"frequency_penalty": 0.0}, {"logit_bias": {}}, {"modalities": ["text"]},
+    {"user": "u1"}, {"metadata": {"a": "b"}}, {"store": True}, {"service_tier": "auto"},
+    {"parallel_tool_calls": False}, {"stream": True, "stream_options": {"include_usage": True}},
+    {"temperature": None, "top_p": None, "n": None, "stream": None, "stop": None, "max_tokens": None,
+     "seed": None, "stream_options": None, "presence_penalty": None, "task_type": None},
+])
+def test_neutral_harmless_and_null_parameters_are_accepted(dummy_client, extra):
+    r = dummy_client.post("/v1/chat/completions", json={**_BASE, **extra})
+    assert r.status_code == 200, r.text
+
+
+def test_stream_options_without_stream_is_refused(dummy_client):
+    r = dummy_client.post("/v1/chat/completions", json={**_BASE, "stream_options": {"include_usage": True}})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "stream_options"
+
+
+def test_unknown_task_type_is_refused_and_aliases_accepted(dummy_client):
+    r = dummy_client.post("/v1/chat/completions", json={**_BASE, "task_type": "detecton"})
+    assert r.status_code == 400
+    err = r.json()["error"]
+    assert err["param"] == "task_type" and "detection" in err["message"] and "VQA3d" in err["message"]
+    ok = dummy_client.post("/v1/chat/completions", json={**_BASE, "task_type": "commomsenseqa"})
+    assert ok.status_code == 200
+
+
+@pytest.mark.parametrize("name", ["max_tokens", "max_completion_tokens"])
+def test_max_tokens_limit_names_the_field_sent(dummy_client, name):
+    r = dummy_client.post("/v1/chat/completions", json={**_BASE, name: 99_999})
+    err = r.json()["error"]
+    assert r.status_code == 400 and err["param"] == name and err["message"].startswith(f"{name}=99999")
+
+
+# ------------------------------------------------------------------------ context, engine errors, shapes
+class _Short(DummyEngine):
+    """A dummy whose context holds 20 tokens (a prompt token = a word)."""
+
+    @property
+    def context_length(self) -> int:
+        return 20
+
+    def prompt_tokens(self, request) -> int:
+        return sum(len(m.content.split()) for m in request.conversation.messages)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_prompt_plus_max_tokens_over_the_context_is_a_400(stream):
+    from fastapi.testclient import TestClient
+
+    client = TestClient(create_app(_Short(), ServerConfig(model_name="m")), raise_server_exceptions=False)
+    body = {"messages": [{"role": "user", "content": "word " * 15}], "stream": stream}
+    r = client.post("/v1/chat/completions", json={**body, "max_tokens": 6})
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["code"] == "context_length_exceeded" and err["param"] == "messages"
+    assert "20 tokens" in err["message"]
+    assert client.post("/v1/chat/completions", json={**body, "max_tokens": 5}).status_code == 200
+
+
+def test_lamm_engine_exposes_its_context_length(tiny_client):
+    client, engine = tiny_client
+    ctx = engine.context_length
+    assert ctx == engine.model.llm.config.max_position_embeddings
+    r = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "red " * ctx}],
+                                                  "max_tokens": 4})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "context_length_exceeded"
+
+
+class _Refuses(DummyEngine):
+    def generate(self, requests, progress=None):
+        raise ValueError("point clouds are not supported by this engine")
+
+
+class _Breaks(DummyEngine):
+    def generate(self, requests, progress=None):
+        raise RuntimeError("CUDA out of memory")
+
+
+class _BreaksLate(DummyEngine):
+    def stream(self, request):
+        yield "Hello"
+        raise ValueError("the reply went wrong")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_engine_failures_are_openai_shaped_and_equal_plain_and_streamed(stream):
+    from fastapi.testclient import TestClient
+
+    body = {"messages": [{"role": "user", "content": "hi"}], "stream": stream}
+    client = TestClient(create_app(_Refuses(), ServerConfig(model_name="m")), raise_server_exceptions=False)
+    r = client.post("/v1/chat/completions", json=body)
+    assert r.status_code == 400 and r.headers["content-type"] == "application/json", r.text
+    assert r.json()["error"]["code"] == "unsupported_input" and "point clouds" in r.json()["error"]["message"]
+    client = TestClient(create_app(_Breaks(), ServerConfig(model_name="m")), raise_server_exceptions=False)
+    r = client.post("/v1/chat/completions", json=body)
+    assert r.status_code == 500 and r.headers["content-type"] == "application/json", r.text
+    err = r.json()["error"]
+    assert err["type"] == "server_error" and "CUDA out of memory" in err["message"]
+
+
+def test_a_failure_after_the_first_piece_is_in_band_and_typed():
+    from fastapi.testclient import TestClient
+
+    app = create_app(_BreaksLate(), ServerConfig(model_name="m"))
+    client = TestClient(app, raise_server_exceptions=False)
+    r = client.post("/v1/chat/completions", json={**_BASE_HI, "stream": True})
+    assert r.status_code == 200
+    last = _sse_chunks(r.text)[-1]
+    assert last["error"]["type"] == "invalid_request_error" and "went wrong" in last["error"]["message"]
+
+
+def test_unknown_routes_and_methods_are_openai_shaped(dummy_client):
+    for method, path, status in (("get", "/v1/chat/completions", 405), ("post", "/v1/completions", 404),
+                                 ("get", "/v1/nothing", 404)):
+        r = getattr(dummy_client, method)(path)
+        assert r.status_code == status, r.text
+        err = r.json()["error"]
+        assert set(err) == {"message", "type", "param", "code"} and path in err["message"]
+
+
+def test_retrieve_model(dummy_client, served):
+    r = dummy_client.get("/v1/models/m")
+    assert r.status_code == 200 and r.json()["id"] == "m" and r.json()["object"] == "model"
+    r = dummy_client.get("/v1/models/gpt-4o")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
+    client, _, _ = served
+    assert client.models.retrieve("tiny").id == "tiny"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("other")

@@ -148,3 +148,32 @@ def test_cuda_graph_replay_equals_dynamic_loop(tiny):
     assert dec.decode(model.tokenizer, embeds, mask, **_settings()) == want
     assert dec.graphs_captured == 1
     assert dec.decode(model.tokenizer, embeds, mask, **_settings()) == want and dec.graphs_captured == 1
+
+
+def test_row_finisher_counts_decoded_tokens_and_says_why_each_row_ended():
+    """counts(): tokens decoded (stop-string tokens in, the ending EOS out); finish_reasons(): "stop" at
+    EOS or a stop string, "length" for a row still running when the budget ran out."""
+    from lamm.model.llm import build_tiny_tokenizer
+
+    tok = build_tiny_tokenizer()
+    ids = tok("The cube is red.\n### Human:", add_special_tokens=False)["input_ids"]
+    rows = RowFinisher(tok, 3, ["###"])
+    for k, t in enumerate(ids[:-1]):
+        rows.push([t, tok.eos_token_id if k == 2 else t, ids[k % 2]])
+    ended = next(k for k in range(1, len(ids)) if "###" in tok.decode(ids[:k]))
+    assert rows.counts() == [ended, 2, len(ids) - 1]
+    assert rows.finish_reasons() == ["stop", "stop", "length"]
+
+
+@pytest.mark.parametrize("do_sample", [False, True])
+def test_static_rows_report_the_dynamic_loops_counts_and_reasons(tiny, do_sample):
+    from lamm.model.llm import decode_rows
+
+    embeds, mask = _batch(tiny)
+    kw = _settings(max_new_tokens=12, do_sample=do_sample, seed=[1, 2, 3, 4], stops=["###", "e"])
+    want = decode_rows(tiny.llm, tiny.tokenizer, embeds, mask, **kw)
+    got = StaticDecoder(tiny.llm, bucket=32, sync_every=5, use_graphs=False).decode_rows(
+        tiny.tokenizer, embeds, mask, **kw)
+    assert got.texts() == want.texts()
+    assert (got.counts(), got.finish_reasons()) == (want.counts(), want.finish_reasons())
+    assert all(n <= 12 for n in want.counts())

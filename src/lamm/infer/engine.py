@@ -59,14 +59,56 @@ class LoglikelihoodResult:
     n_tokens: int
 
 
+FINISH_REASONS = ("stop", "length")
+
+
+@dataclass(frozen=True)
+class GenerationInfo:
+    """What one generate request cost and why its reply ended.
+
+    ``completion_tokens``: tokens the model decoded for the reply, a stop string's tokens included and
+    the EOS that ended it not (a backend that only knows its server's count reports that count).
+    ``finish_reason``: ``"stop"`` (EOS or a stop string), ``"length"`` (``max_new_tokens`` reached), or
+    None when the backend cannot tell.
+    """
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.finish_reason is not None and self.finish_reason not in FINISH_REASONS:
+            raise ValueError(f"finish_reason={self.finish_reason!r}: expected one of {FINISH_REASONS} "
+                             "or None")
+
+
 @dataclass
 class Usage:
-    """Token accounting, accumulated by a backend over its lifetime."""
+    """Token accounting, accumulated by a backend over its lifetime, and per request of the last call.
+
+    Backends report each finished request with :meth:`record`, which adds it to the totals and keeps
+    its :class:`GenerationInfo` in ``last`` (index = the request's index in the latest ``generate``
+    call, 0 for ``stream``); :meth:`begin` starts a call. ``last[i]`` stays None for a request the
+    backend did not report (a stream closed early, a backend that does not record).
+    """
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     requests: int = 0
     failures: int = 0
+    last: list[GenerationInfo | None] = field(default_factory=list, repr=False)
+
+    def begin(self, n: int) -> None:
+        """Start a call of ``n`` requests: ``last`` becomes ``n`` empty slots."""
+        self.last = [None] * n
+
+    def record(self, index: int, info: GenerationInfo) -> None:
+        """Request ``index`` of the current call finished: count it and keep its info."""
+        self.requests += 1
+        self.prompt_tokens += info.prompt_tokens
+        self.completion_tokens += info.completion_tokens
+        if 0 <= index < len(self.last):
+            self.last[index] = info
 
 
 ProgressFn = Callable[[int], None]
@@ -88,7 +130,10 @@ class Engine(abc.ABC):
 
     @abc.abstractmethod
     def generate(self, requests: list[GenerateRequest], progress: ProgressFn | None = None) -> list[str]:
-        """Generate one reply per request, in request order. ``progress(n)`` is called as n finish."""
+        """Generate one reply per request, in request order. ``progress(n)`` is called as n finish.
+
+        Backends call ``usage.begin(len(requests))`` and ``usage.record(i, GenerationInfo(...))`` for
+        each request, so ``usage.last[i]`` tells its token counts and why its reply ended."""
 
     def loglikelihood(self, requests: list[LoglikelihoodRequest],
                       progress: ProgressFn | None = None) -> list[LoglikelihoodResult]:
@@ -97,8 +142,20 @@ class Engine(abc.ABC):
                                   "use a generation-based inferencer (direct) instead of ppl")
 
     def stream(self, request: GenerateRequest) -> Iterator[str]:
-        """Yield the reply of one request in pieces; the default yields the whole reply at once."""
+        """Yield the reply of one request in pieces; the default yields the whole reply at once.
+
+        Once the iterator is exhausted, ``usage.last[0]`` holds the request's :class:`GenerationInfo`."""
         yield self.generate([request])[0]
+
+    @property
+    def context_length(self) -> int | None:
+        """The most tokens (prompt + reply) the model attends to; None when the backend does not know."""
+        return None
+
+    def prompt_tokens(self, request: GenerateRequest) -> int | None:
+        """How many tokens ``request``'s prompt takes (media placeholders included), counted without
+        generating; None when the backend cannot tell before generating."""
+        return None
 
     @property
     def supports_loglikelihood(self) -> bool:

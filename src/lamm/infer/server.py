@@ -1,8 +1,18 @@
 """An OpenAI-compatible HTTP API over any engine (``lamm serve api``).
 
-Endpoints: ``GET /v1/models``, ``POST /v1/chat/completions`` (plain JSON, or server-sent events with
-``"stream": true``), ``GET /health``. Errors use OpenAI's shape
-``{"error": {"message", "type", "param", "code"}}`` with a 4xx status for the client's faults.
+Endpoints: ``GET /v1/models``, ``GET /v1/models/{model}``, ``POST /v1/chat/completions`` (plain JSON,
+or server-sent events with ``"stream": true``), ``GET /health``. Every error, unknown routes and
+methods and internal failures included, uses OpenAI's shape ``{"error": {"message", "type", "param",
+"code"}}``: a 4xx status for the client's faults, 500 ``server_error`` otherwise.
+
+Request parameters: those that would change OpenAI's reply but that this server cannot honour
+(:data:`REFUSED_PARAMS`: tools, logprobs, penalties, ``response_format`` other than text, ...) are a 400
+``unsupported_parameter`` naming the parameter unless they hold their neutral value; harmless ones
+(:data:`IGNORED_PARAMS`: ``user``, ``metadata``, ...) are accepted and ignored; any other unknown
+parameter is a 400. ``null`` is accepted for every optional parameter and means its default.
+``finish_reason`` and ``usage`` come from the engine (:class:`~lamm.infer.engine.GenerationInfo`): the
+tokens it decoded and whether it stopped (EOS, a stop string) or ran out of ``max_tokens``. A prompt
+whose tokens plus ``max_tokens`` exceed the engine's context length is a 400 ``context_length_exceeded``.
 
 Message content is a string or a list of parts:
 
@@ -41,8 +51,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lamm.conversation import Conversation, MediaRef, Message
-from lamm.infer.engine import Engine, GenerateRequest, GenerationSettings
+from lamm.conversation import TASK_TYPES, Conversation, MediaRef, Message, canonical_task_type
+from lamm.infer.engine import Engine, GenerateRequest, GenerationInfo, GenerationSettings
 
 
 @dataclass
@@ -106,19 +116,51 @@ class StreamOptions(_Loose):
     include_usage: bool = False
 
 
+def _off(*neutral: Any) -> Any:
+    """A predicate: the value is None or one of ``neutral`` (same type: ``False`` is not ``0``)."""
+    return lambda v: v is None or any(v == n and type(v) is type(n) for n in neutral)
+
+
+def _empty(v: Any) -> bool:
+    return v is None or v == [] or v == {}
+
+
+def _zero(v: Any) -> bool:
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and v == 0)
+
+
+#: OpenAI parameters that change the reply and that this server cannot honour: refused (400
+#: unsupported_parameter) unless the value sent is the neutral one (the predicate says which are)
+REFUSED_PARAMS: dict[str, Any] = {
+    "tools": _empty, "functions": _empty,
+    "tool_choice": _off("none", "auto"), "function_call": _off("none", "auto"),
+    "response_format": lambda v: v is None or (isinstance(v, dict) and v.get("type") == "text"),
+    "logprobs": _off(False), "top_logprobs": _off(0),
+    "presence_penalty": _zero, "frequency_penalty": _zero, "logit_bias": _empty,
+    "modalities": lambda v: v is None or v == ["text"], "audio": _empty, "prediction": _empty,
+    "reasoning_effort": lambda v: v is None, "web_search_options": _empty,
+}
+#: OpenAI parameters that do not change the reply: accepted and ignored
+IGNORED_PARAMS = frozenset({"user", "metadata", "store", "service_tier", "parallel_tool_calls",
+                            "safety_identifier", "prompt_cache_key"})
+
+
 class ChatCompletionRequest(_Loose):
+    # unknown top-level fields are kept (not dropped) so that they can be refused by name
+    model_config = ConfigDict(extra="allow")
+
     model: str | None = None
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
-    temperature: float = Field(default=1.0, ge=0.0, le=2.0)
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)  # None: 1.0, as OpenAI
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)  # None: 1.0
     stop: str | list[str] | None = None
     seed: int | None = None
-    n: int = 1
-    stream: bool = False
+    n: int | None = None  # None: 1
+    stream: bool | None = None  # None: false
     stream_options: StreamOptions | None = None
-    task_type: str = "normal"  # lamm extension: selects the system message when none is sent
+    task_type: str | None = None  # lamm extension: selects the system message when none is sent
 
 
 # ------------------------------------------------------------------------------------ media decoding
@@ -247,15 +289,40 @@ class MediaDecoder:
 
 
 # ------------------------------------------------------------------------------- request → engine
+def check_parameters(req: ChatCompletionRequest) -> None:
+    """Refuse parameters this server would otherwise ignore although they change the reply."""
+    for name, value in (req.model_extra or {}).items():
+        if name in IGNORED_PARAMS:
+            continue
+        if name not in REFUSED_PARAMS:
+            raise APIError(400, f"unrecognized request argument {name!r}; remove it (this server accepts "
+                           "OpenAI's chat-completions parameters and task_type)", name,
+                           "unsupported_parameter")
+        if not REFUSED_PARAMS[name](value):
+            raise APIError(400, f"{name}={json.dumps(value)[:80]} is not supported by this server (it would "
+                           f"change the reply, and the model cannot honour it); remove {name!r}", name,
+                           "unsupported_parameter")
+    if req.stream_options is not None and not req.stream:
+        raise APIError(400, "stream_options is only allowed with stream=true; remove it or set stream",
+                       "stream_options", "unsupported_parameter")
+
+
 def build_request(req: ChatCompletionRequest, cfg: ServerConfig, decoder: MediaDecoder) -> GenerateRequest:
     """Validate a chat-completions request and turn it into an engine request."""
     lim = cfg.limits
-    if req.n != 1:
-        raise APIError(400, "only n=1 is supported", "n", "unsupported_value")
+    check_parameters(req)
+    if req.n not in (None, 1):
+        raise APIError(400, f"n={req.n}: only n=1 is supported", "n", "unsupported_value")
+    task_type = canonical_task_type(req.task_type)
+    if task_type not in TASK_TYPES:
+        raise APIError(400, f"task_type={req.task_type!r} is not a task type; expected one of "
+                       f"{', '.join(TASK_TYPES)}", "task_type", "invalid_value")
+    # the limit names the field the client sent (max_completion_tokens wins when both are sent)
+    field_name = "max_completion_tokens" if req.max_completion_tokens is not None else "max_tokens"
     max_tokens = req.max_completion_tokens or req.max_tokens or min(256, lim.max_tokens)
     if max_tokens > lim.max_tokens:
-        raise APIError(400, f"max_tokens={max_tokens} exceeds this server's limit of {lim.max_tokens}",
-                       "max_tokens", "max_tokens_too_large")
+        raise APIError(400, f"{field_name}={max_tokens} exceeds this server's limit of {lim.max_tokens}",
+                       field_name, "max_tokens_too_large")
     stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
     if len(stop) > 4:
         raise APIError(400, "at most 4 stop sequences", "stop")
@@ -295,8 +362,10 @@ def build_request(req: ChatCompletionRequest, cfg: ServerConfig, decoder: MediaD
         raise APIError(400, "the conversation must start with a user message (after any system message)", "messages")
     if turns[-1].role != "user":
         raise APIError(400, "the last message must be a user message", "messages")
-    conv = Conversation(turns, task_type=req.task_type, system=system)
-    settings = GenerationSettings(max_new_tokens=max_tokens, temperature=req.temperature, top_p=req.top_p,
+    conv = Conversation(turns, task_type=task_type, system=system)
+    temperature = 1.0 if req.temperature is None else req.temperature
+    top_p = 1.0 if req.top_p is None else req.top_p
+    settings = GenerationSettings(max_new_tokens=max_tokens, temperature=temperature, top_p=top_p,
                                   stop=stop, seed=req.seed)
     return GenerateRequest(conv, settings)
 
@@ -307,6 +376,7 @@ def create_app(engine: Engine, cfg: ServerConfig | None = None) -> Any:
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, StreamingResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     cfg = cfg or ServerConfig()
     decoder = MediaDecoder(cfg)
@@ -328,7 +398,28 @@ def create_app(engine: Engine, cfg: ServerConfig | None = None) -> Any:
         return JSONResponse(APIError(400, f"{loc or 'body'}: {first.get('msg', 'invalid request')}",
                                      loc or None, "invalid_request").body(), status_code=400)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, e: StarletteHTTPException) -> JSONResponse:
+        # unknown routes and methods: OpenAI's shape, not Starlette's {"detail": ...}
+        where = f"{request.method} {request.url.path}"
+        if e.status_code == 404:
+            err = APIError(404, f"{where}: no such endpoint; this server serves GET /v1/models, "
+                           "GET /v1/models/{model} and POST /v1/chat/completions", None, "not_found")
+        elif e.status_code == 405:
+            err = APIError(405, f"{where}: method not allowed on this endpoint", None, "method_not_allowed")
+        else:
+            err = APIError(e.status_code, f"{where}: {e.detail}", None, None)
+        return JSONResponse(err.body(), status_code=e.status_code, headers=getattr(e, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _internal(_: Request, e: Exception) -> JSONResponse:
+        err = APIError(500, f"the server failed: {type(e).__name__}: {e}", None, None, type="server_error")
+        return JSONResponse(err.body(), status_code=500)
+
     app.add_middleware(BodyLimit, limit=cfg.limits.max_body_bytes)
+
+    def model_card() -> dict[str, Any]:
+        return {"id": cfg.model_name, "object": "model", "created": created, "owned_by": "lamm"}
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -336,8 +427,14 @@ def create_app(engine: Engine, cfg: ServerConfig | None = None) -> Any:
 
     @app.get("/v1/models")
     def models() -> dict[str, Any]:
-        return {"object": "list", "data": [{"id": cfg.model_name, "object": "model", "created": created,
-                                            "owned_by": "lamm"}]}
+        return {"object": "list", "data": [model_card()]}
+
+    @app.get("/v1/models/{model:path}")
+    def retrieve_model(model: str) -> dict[str, Any]:
+        if model != cfg.model_name:
+            raise APIError(404, f"model {model!r} is not served here; this server serves {cfg.model_name!r}",
+                           "model", "model_not_found")
+        return model_card()
 
     @app.post("/v1/chat/completions")
     def chat_completions(req: ChatCompletionRequest) -> Any:
@@ -348,58 +445,120 @@ def create_app(engine: Engine, cfg: ServerConfig | None = None) -> Any:
         cid = "chatcmpl-" + uuid.uuid4().hex[:24]
         if req.stream:
             include_usage = bool(req.stream_options and req.stream_options.include_usage)
-            return StreamingResponse(_sse(engine, lock, greq, cid, cfg.model_name, include_usage),
+            run = _StreamRun(engine, lock, greq, cid)
+            # the first piece (or the failure) comes before the headers: a request the engine refuses
+            # is then a 400 like the plain one, not a 200 with an in-band error
+            first = run.first()
+            return StreamingResponse(_sse(run, first, greq, cid, cfg.model_name, include_usage),
                                      media_type="text/event-stream")
         with lock:
+            check_context(engine, greq)
             before = (engine.usage.prompt_tokens, engine.usage.completion_tokens)
             try:
                 text = engine.generate([greq])[0]
             except ValueError as e:  # the engine refuses this input (e.g. a point cloud for an hf: model)
                 raise APIError(400, str(e), "messages", "unsupported_input") from None
-            usage = _usage_since(engine, before)
+            usage, finish = _outcome(engine, before, greq)
         return {"id": cid, "object": "chat.completion", "created": int(time.time()), "model": cfg.model_name,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                             "finish_reason": _finish(usage, greq), "logprobs": None}],
+                             "finish_reason": finish, "logprobs": None}],
                 "usage": usage}
 
     return app
 
 
-def _usage_since(engine: Engine, before: tuple[int, int]) -> dict[str, int]:
-    # the engine counts tokens over its lifetime; under the lock the difference is this request's
-    p = engine.usage.prompt_tokens - before[0]
-    c = engine.usage.completion_tokens - before[1]
-    return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
+def check_context(engine: Engine, greq: GenerateRequest) -> None:
+    """400 ``context_length_exceeded`` when prompt tokens + ``max_tokens`` exceed the engine's context
+    (skipped when the engine knows neither). Call under the model lock: it may tokenize."""
+    ctx = engine.context_length
+    if ctx is None:
+        return
+    try:
+        n = engine.prompt_tokens(greq)
+    except ValueError as e:
+        raise APIError(400, str(e), "messages", "unsupported_input") from None
+    if n is not None and n + greq.settings.max_new_tokens > ctx:
+        raise APIError(400, f"this model's context is {ctx} tokens; the messages take {n} tokens and "
+                       f"max_tokens asks for {greq.settings.max_new_tokens} more; shorten the messages or "
+                       "lower max_tokens", "messages", "context_length_exceeded")
 
 
-def _finish(usage: dict[str, int], greq: GenerateRequest) -> str:
-    return "length" if usage["completion_tokens"] >= greq.settings.max_new_tokens else "stop"
+def _outcome(engine: Engine, before: tuple[int, int], greq: GenerateRequest) -> tuple[dict[str, int], str]:
+    """This request's usage and finish reason, from the engine's record of it (``usage.last[0]``).
+
+    A backend that does not record falls back to the difference of its lifetime counters (under the
+    lock, the request's own) and "length" when that count reaches ``max_tokens``."""
+    last = engine.usage.last
+    info = last[0] if len(last) == 1 else None
+    if info is None:
+        p = engine.usage.prompt_tokens - before[0]
+        c = engine.usage.completion_tokens - before[1]
+        info = GenerationInfo(p, c, None)
+    finish = info.finish_reason
+    if finish is None:
+        finish = "length" if info.completion_tokens >= greq.settings.max_new_tokens else "stop"
+    p, c = info.prompt_tokens, info.completion_tokens
+    return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}, finish
 
 
-def _sse(engine: Engine, lock: threading.Lock, greq: GenerateRequest, cid: str, model: str,
-         include_usage: bool) -> Iterator[str]:
-    """Server-sent events. The engine runs in a worker thread that holds the model lock for the whole
-    reply and stops at the next piece once the client has gone (this generator is then closed)."""
-    pieces: queue.Queue[tuple[str, Any]] = queue.Queue()
-    gone = threading.Event()
+class _StreamRun:
+    """One streamed reply: the engine runs in a worker thread that holds the model lock for the whole
+    reply and stops at the next piece once the client has gone (``gone`` is set)."""
 
-    def work() -> None:
-        with lock:
+    def __init__(self, engine: Engine, lock: threading.Lock, greq: GenerateRequest, cid: str) -> None:
+        self.pieces: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.gone = threading.Event()
+        self.engine, self.lock, self.greq = engine, lock, greq
+        threading.Thread(target=self._work, daemon=True, name=f"lamm-stream-{cid}").start()
+
+    def _work(self) -> None:
+        engine = self.engine
+        with self.lock:
+            try:
+                check_context(engine, self.greq)
+            except APIError as e:
+                self.pieces.put(("refused", e))
+                return
             before = (engine.usage.prompt_tokens, engine.usage.completion_tokens)
             try:
-                stream = engine.stream(greq)
+                stream = engine.stream(self.greq)
                 for piece in stream:
-                    if gone.is_set():
+                    if self.gone.is_set():
                         getattr(stream, "close", lambda: None)()
                         break
-                    pieces.put(("piece", piece))
-            except Exception as e:  # noqa: BLE001 - headers are sent; reported in-band, as OpenAI does
-                pieces.put(("error", f"{type(e).__name__}: {e}"))
+                    self.pieces.put(("piece", piece))
+            except Exception as e:  # noqa: BLE001 - handed to the response: a 4xx/5xx, or in-band once sent
+                self.pieces.put(("error", e))
                 return
-            pieces.put(("done", _usage_since(engine, before)))
+            self.pieces.put(("done", _outcome(engine, before, self.greq)))
+
+    def first(self) -> tuple[str, Any]:
+        """The first item (a piece, the end, or the failure raised as an :class:`APIError`)."""
+        kind, value = self.pieces.get()
+        if kind == "refused":
+            raise value
+        if kind == "error":
+            raise _engine_error(value)
+        return kind, value
+
+    def next(self) -> tuple[str, Any]:
+        return self.pieces.get()
+
+
+def _engine_error(e: Exception) -> APIError:
+    """The engine refusing an input (ValueError) is the client's fault; anything else is the server's."""
+    if isinstance(e, ValueError):
+        return APIError(400, str(e), "messages", "unsupported_input")
+    return APIError(500, f"generation failed: {type(e).__name__}: {e}", type="server_error")
+
+
+def _sse(run: _StreamRun, first: tuple[str, Any], greq: GenerateRequest, cid: str, model: str,
+         include_usage: bool) -> Iterator[str]:
+    """Server-sent events of a started :class:`_StreamRun` whose first item is ``first``."""
+    created = int(time.time())  # one value for every chunk of the reply, as OpenAI sends
 
     def event(delta: dict[str, Any] | None, finish: str | None = None, usage: dict | None = None) -> str:
-        chunk: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()),
+        chunk: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": created,
                                  "model": model, "choices": []}
         if delta is not None:
             chunk["choices"] = [{"index": 0, "delta": delta, "finish_reason": finish}]
@@ -407,26 +566,27 @@ def _sse(engine: Engine, lock: threading.Lock, greq: GenerateRequest, cid: str, 
             chunk["usage"] = usage
         return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
 
-    threading.Thread(target=work, daemon=True, name=f"lamm-stream-{cid}").start()
     try:
         yield event({"role": "assistant", "content": ""})
+        kind, value = first
         while True:
-            kind, value = pieces.get()
             if kind == "piece":
                 if value:
                     yield event({"content": value})
             elif kind == "error":
-                err = APIError(500, f"generation failed: {value}", type="server_error")
-                yield f"data: {json.dumps(err.body())}\n\n"
+                # headers are sent: reported in-band, as OpenAI does
+                yield f"data: {json.dumps(_engine_error(value).body())}\n\n"
                 return
             else:
-                yield event({}, _finish(value, greq))
+                usage, finish = value
+                yield event({}, finish)
                 if include_usage:
-                    yield event(None, usage=value)
+                    yield event(None, usage=usage)
                 yield "data: [DONE]\n\n"
                 return
+            kind, value = run.next()
     finally:
-        gone.set()
+        run.gone.set()
 
 
 class BodyLimit:

@@ -384,24 +384,45 @@ class RowFinisher:
         return [_cut(self.tokenizer.decode(ids, skip_special_tokens=True), self.stops)[0].strip()
                 for ids in self.new]
 
+    def counts(self) -> list[int]:
+        """Tokens decoded per row: a stop string's tokens included, the EOS that ended a row not."""
+        return [len(ids) for ids in self.new]
+
+    def finish_reasons(self) -> list[str]:
+        """Why each row ended: ``"stop"`` (EOS or a stop string), else ``"length"`` (the decoding
+        budget ran out first)."""
+        return ["stop" if d else "length" for d in self.done]
+
 
 def cache_argument(llm: nn.Module) -> str:
     """The forward argument that takes a KV cache: ``cache`` (transformers 5) or ``past_key_values``."""
     return "cache" if "cache" in inspect.signature(unwrap_base(llm).forward).parameters else "past_key_values"
 
 
-@torch.no_grad()
 def decode_loop(llm: nn.Module, tokenizer: Any, embeds: torch.Tensor, mask: torch.Tensor, *, max_new_tokens: int,
                 do_sample: bool, temperature: float, top_p: float, stops: list[str],
                 seed: int | Sequence[int | None] | None,
                 prefill_kwargs: dict[str, Any] | None = None) -> list[str]:
+    """The new text per row of :func:`decode_rows` (same arguments): up to EOS / the first stop string,
+    special tokens dropped, stripped."""
+    return decode_rows(llm, tokenizer, embeds, mask, max_new_tokens=max_new_tokens, do_sample=do_sample,
+                       temperature=temperature, top_p=top_p, stops=stops, seed=seed,
+                       prefill_kwargs=prefill_kwargs).texts()
+
+
+@torch.no_grad()
+def decode_rows(llm: nn.Module, tokenizer: Any, embeds: torch.Tensor, mask: torch.Tensor, *,
+                max_new_tokens: int, do_sample: bool, temperature: float, top_p: float, stops: list[str],
+                seed: int | Sequence[int | None] | None,
+                prefill_kwargs: dict[str, Any] | None = None) -> RowFinisher:
     """Batched decoding with a KV cache from LEFT-padded ``embeds`` ``(B, L, D)`` / ``mask`` ``(B, L)``.
 
     Positions follow the mask (``cumsum - 1``), so a left-padded row decodes exactly as it would alone.
     A row finishes at EOS or when its text contains a stop string; the loop ends when all have finished.
     ``seed`` (one int, or one per row): every row samples from its own generator seeded with its seed
     (:func:`row_generators`), so its reply does not depend on the other rows of the batch.
-    Returns the new text per row: up to EOS / the first stop string, special tokens dropped, stripped.
+    Returns the :class:`RowFinisher`: each row's text (``texts()``), decoded token count (``counts()``)
+    and why it ended (``finish_reasons()``).
     """
     b = embeds.shape[0]
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
@@ -417,4 +438,4 @@ def decode_loop(llm: nn.Module, tokenizer: Any, embeds: torch.Tensor, mask: torc
         pos = pos[:, -1:] + 1
         cache = out["cache"] if "cache" in out else out["past_key_values"]
         out = llm(input_ids=nxt[:, None], attention_mask=mask, position_ids=pos, use_cache=True, **{cache_kw: cache})
-    return rows.texts()
+    return rows

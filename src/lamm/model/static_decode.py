@@ -151,20 +151,31 @@ class StaticDecoder:
             self._step(s)
 
     # ----------------------------------------------------------------------------------------- decode
-    @torch.inference_mode()
     def decode(self, tokenizer: Any, embeds: torch.Tensor, mask: torch.Tensor, *, max_new_tokens: int,
                do_sample: bool, temperature: float, top_p: float, stops: list[str],
                seed: int | Sequence[int | None] | None,
                prefill_kwargs: dict[str, Any] | None = None) -> list[str]:
-        """Same contract as :func:`lamm.model.llm.decode_loop`: LEFT-padded ``embeds`` ``(B, L, D)`` and
-        ``mask`` ``(B, L)`` → the new text of each row (EOS / first stop string cut, stripped). With a
-        seed, every row samples from its own generator (:func:`~lamm.model.llm.row_generators`)."""
+        """Same contract as :func:`lamm.model.llm.decode_loop`: the new text of each row of
+        :meth:`decode_rows` (EOS / first stop string cut, stripped)."""
+        return self.decode_rows(tokenizer, embeds, mask, max_new_tokens=max_new_tokens, do_sample=do_sample,
+                                temperature=temperature, top_p=top_p, stops=stops, seed=seed,
+                                prefill_kwargs=prefill_kwargs).texts()
+
+    @torch.inference_mode()
+    def decode_rows(self, tokenizer: Any, embeds: torch.Tensor, mask: torch.Tensor, *, max_new_tokens: int,
+                    do_sample: bool, temperature: float, top_p: float, stops: list[str],
+                    seed: int | Sequence[int | None] | None,
+                    prefill_kwargs: dict[str, Any] | None = None) -> Any:
+        """Same contract as :func:`lamm.model.llm.decode_rows`: LEFT-padded ``embeds`` ``(B, L, D)`` and
+        ``mask`` ``(B, L)`` → the :class:`~lamm.model.llm.RowFinisher` (texts, token counts, finish
+        reasons). With a seed, every row samples from its own generator
+        (:func:`~lamm.model.llm.row_generators`)."""
         from lamm.model.llm import RowFinisher, _pick, row_generators
 
         b, length = mask.shape
         finisher = RowFinisher(tokenizer, b, stops)
         if max_new_tokens <= 0:
-            return finisher.texts()
+            return finisher
         device, dtype = embeds.device, embeds.dtype
         m = -(-(length + max_new_tokens) // self.bucket) * self.bucket
         graphs = self.use_graphs if self.use_graphs is not None else device.type == "cuda"
@@ -196,7 +207,7 @@ class StaticDecoder:
         s.t_at.fill_(1)
         s.hist[:, 0] = first
         if finisher.push(first.tolist()):
-            return finisher.texts()
+            return finisher
         done_steps = 1  # new tokens produced so far
         while done_steps < max_new_tokens:
             if do_sample:
@@ -214,4 +225,4 @@ class StaticDecoder:
             done_steps += n
             if any(finisher.push([row[j] for row in chunk]) for j in range(n)):
                 break
-        return finisher.texts()
+        return finisher

@@ -7,6 +7,9 @@ run gives the same output. Modes (``dummy:MODE``):
   number drawn from the hash: parsable by every benchmark parser, right by chance only;
 * ``constant=TEXT`` — always answers TEXT.
 
+A "token" is a whitespace-separated word: a reply is cut to ``max_new_tokens`` words (finish reason
+``"length"``), and ``usage`` counts the words of the prompt (system message and turns) and the reply.
+
 Log-likelihoods are deterministic pseudo-random negatives, scaled by the continuation's length.
 """
 
@@ -19,6 +22,7 @@ from lamm.infer.engine import (
     BACKENDS,
     Engine,
     GenerateRequest,
+    GenerationInfo,
     LoglikelihoodRequest,
     LoglikelihoodResult,
     ProgressFn,
@@ -62,14 +66,20 @@ class DummyEngine(Engine):
 
     def generate(self, requests: list[GenerateRequest], progress: ProgressFn | None = None) -> list[str]:
         out = []
-        for req in requests:
-            text = self._answer(req)
+        self.usage.begin(len(requests))
+        for i, req in enumerate(requests):
+            text, why = self._answer(req), "stop"
             for stop in req.settings.stop:
                 if stop and stop in text:
                     text = text[: text.index(stop)]
+            words = text.split()
+            if len(words) > req.settings.max_new_tokens:
+                words, why = words[: req.settings.max_new_tokens], "length"
+                text = " ".join(words)
             out.append(text)
-            self.usage.requests += 1
-            self.usage.completion_tokens += len(text.split())
+            conv = req.conversation
+            n_prompt = len(conv.system_text.split()) + sum(len(m.content.split()) for m in conv.messages)
+            self.usage.record(i, GenerationInfo(n_prompt, len(words), why))
             if progress:
                 progress(1)
         return out

@@ -31,6 +31,7 @@ from lamm.infer.engine import (
     BACKENDS,
     Engine,
     GenerateRequest,
+    GenerationInfo,
     LoglikelihoodRequest,
     LoglikelihoodResult,
     ProgressFn,
@@ -147,32 +148,63 @@ class HFEngine(Engine):
             kw.update(stop_strings=list(s.stop), tokenizer=self.tokenizer)
         return kw
 
-    def _generate_batch(self, reqs: list[GenerateRequest]) -> list[str]:
-        convs = [r.conversation for r in reqs]
+    @property
+    def context_length(self) -> int | None:
+        """The language model's ``max_position_embeddings`` (None when its config has none)."""
+        conf = self.model.config
+        if hasattr(conf, "get_text_config"):
+            conf = conf.get_text_config(decoder=True)
+        n = getattr(conf, "max_position_embeddings", None)
+        return int(n) if n else None
+
+    def prompt_tokens(self, request: GenerateRequest) -> int:
+        """The prompt's length in tokens as the processor builds it (image tokens expanded)."""
+        conv = request.conversation
+        return int(self._inputs([conv], [self.prompt_text(conv)])["input_ids"].shape[1])
+
+    def _ends(self) -> set[int]:
+        """Token ids that end a reply: EOS (the generation config may list several) and padding."""
+        eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        ids = set(eos if isinstance(eos, list) else [eos])
+        ids |= {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id}
+        return {int(i) for i in ids if i is not None}
+
+    def _row_info(self, n_prompt: int, row: list[int], settings: Any, cut: bool) -> GenerationInfo:
+        """Tokens decoded for one reply (up to its first EOS / pad) and why it ended: ``"stop"`` at EOS
+        or a stop string, ``"length"`` when ``max_new_tokens`` tokens were decoded without either."""
+        ends = self._ends()
+        n = next((j for j, t in enumerate(row) if t in ends), len(row))
+        why = "stop" if cut or n < len(row) or n < settings.max_new_tokens else "length"
+        return GenerationInfo(n_prompt, n, why)
+
+    def _generate_batch(self, reqs: list[tuple[int, GenerateRequest]]) -> list[str]:
+        convs = [r.conversation for _, r in reqs]
         inputs = self._inputs(convs, [self.prompt_text(c) for c in convs])
-        if reqs[0].settings.seed is not None:
-            torch.manual_seed(reqs[0].settings.seed)
+        s = reqs[0][1].settings
+        if s.seed is not None:
+            torch.manual_seed(s.seed)
         with torch.inference_mode():
-            out = self.model.generate(**inputs, **self._gen_kwargs(reqs[0]))
+            out = self.model.generate(**inputs, **self._gen_kwargs(reqs[0][1]))
         n_prompt = inputs["input_ids"].shape[1]
         new = out[:, n_prompt:]
         texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
-        pad = self.tokenizer.pad_token_id
-        self.usage.requests += len(reqs)
-        self.usage.prompt_tokens += int(inputs["attention_mask"].sum())
-        self.usage.completion_tokens += int((new != pad).sum()) if pad is not None else new.numel()
-        return [cut_at_stop(t, reqs[0].settings.stop) for t in texts]
+        cut = [cut_at_stop(t, s.stop) for t in texts]
+        n_prompts = inputs["attention_mask"].sum(-1).tolist()
+        for (i, _), row, n, t, c in zip(reqs, new.tolist(), n_prompts, texts, cut):
+            self.usage.record(i, self._row_info(int(n), row, s, len(c) < len(t)))
+        return cut
 
     def generate(self, requests: list[GenerateRequest], progress: ProgressFn | None = None) -> list[str]:
         out: list[str] = [""] * len(requests)
+        self.usage.begin(len(requests))
         groups: dict[tuple, list[int]] = {}
         for i, r in enumerate(requests):
             groups.setdefault(settings_key(r), []).append(i)
         for idx in groups.values():
-            reqs = [requests[i] for i in idx]
+            reqs = [(i, requests[i]) for i in idx]
             # length proxy: the text length of the conversation (tokenizing twice would cost more)
-            lengths = [sum(len(m.content) for m in r.conversation.messages) for r in reqs]
-            s = reqs[0].settings
+            lengths = [sum(len(m.content) for m in r.conversation.messages) for _, r in reqs]
+            s = reqs[0][1].settings
             # model.generate draws every row from torch's one global generator, so in a batch a seeded
             # row's sample would depend on its batch-mates: seeded sampling runs one request at a time
             # (seeded just before, as in stream()), so its reply is the same alone, batched or streamed
@@ -190,25 +222,27 @@ class HFEngine(Engine):
         if request.settings.seed is not None:
             torch.manual_seed(request.settings.seed)
         errors: list[BaseException] = []
+        result: list[torch.Tensor] = []
+        self.usage.begin(1)
 
         def work() -> None:
             try:
                 with torch.inference_mode():
-                    self.model.generate(**inputs, **kw, streamer=streamer)
+                    result.append(self.model.generate(**inputs, **kw, streamer=streamer))
             except BaseException as e:  # noqa: BLE001 - handed to the consumer thread below
                 errors.append(e)
                 streamer.end()
 
         thread = threading.Thread(target=work, daemon=True)
         thread.start()
-        text, sent = "", 0
+        text, sent, was_cut = "", 0, False
         stops = request.settings.stop
         hold = max((len(s) - 1 for s in stops if s), default=0)
         for piece in streamer:
             text += piece
             cut = cut_at_stop(text, stops)
             if len(cut) < len(text):
-                text = cut
+                text, was_cut = cut, True
                 break
             if len(text) - hold > sent:
                 yield text[sent:len(text) - hold]
@@ -216,9 +250,11 @@ class HFEngine(Engine):
         thread.join()
         if errors:
             raise errors[0]
+        n_prompt = inputs["input_ids"].shape[1]
+        row = result[0][0, n_prompt:].tolist()
+        self.usage.record(0, self._row_info(n_prompt, row, request.settings, was_cut))
         if len(text) > sent:
             yield text[sent:]
-        self.usage.requests += 1
 
     # ------------------------------------------------------------------------------ log-likelihood
     def loglikelihood(self, requests: list[LoglikelihoodRequest],

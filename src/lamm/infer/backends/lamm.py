@@ -45,6 +45,7 @@ from lamm.infer.engine import (
     BACKENDS,
     Engine,
     GenerateRequest,
+    GenerationInfo,
     LoglikelihoodRequest,
     LoglikelihoodResult,
     ProgressFn,
@@ -239,8 +240,18 @@ class LammEngine(Engine):
     def _stops(self, req: GenerateRequest) -> list[str]:
         return list(dict.fromkeys([*self.model.stop_strings(), *req.settings.stop]))
 
-    def _count(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+    @property
+    def context_length(self) -> int | None:
+        """The LLM's ``max_position_embeddings`` (None when its config has none)."""
+        conf = self._base_llm().config
+        if hasattr(conf, "get_text_config"):
+            conf = conf.get_text_config(decoder=True)
+        n = getattr(conf, "max_position_embeddings", None) or getattr(conf, "n_positions", None)
+        return int(n) if n else None
+
+    def prompt_tokens(self, request: GenerateRequest) -> int:
+        """The prompt's length in tokens, each media placeholder expanded to its encoder's token count."""
+        return len(self._expanded(self._tokenize(request)))
 
     def _new_cache(self, reqs: list[Any]) -> MediaFeatures:
         uses = Counter(media_key(m, self.media_root) for r in reqs for m in r.conversation.media)
@@ -250,7 +261,8 @@ class LammEngine(Engine):
     def generate(self, requests: list[GenerateRequest], progress: ProgressFn | None = None) -> list[str]:
         """Replies in request order; batches share settings and are grouped by prompt length."""
         cache = self._new_cache(requests)
-        items = [(r, self._expanded(self._tokenize(r))) for r in requests]
+        self.usage.begin(len(requests))
+        items = [(i, r, self._expanded(self._tokenize(r))) for i, r in enumerate(requests)]
         out: list[str] = [""] * len(requests)
         groups: dict[tuple, list[int]] = {}
         for i, r in enumerate(requests):
@@ -258,32 +270,34 @@ class LammEngine(Engine):
             groups.setdefault(settings_key(r, seed=False), []).append(i)
         for idx in groups.values():
             group = [items[i] for i in idx]
-            texts = self.batcher.run(group, [len(s) for _, s in group],
+            texts = self.batcher.run(group, [len(s) for _, _, s in group],
                                      lambda batch: self._generate_batch(batch, cache), progress)
             for i, t in zip(idx, texts):
                 out[i] = t
         self.last_call_encoded = cache.encoded
         return out
 
-    def _generate_batch(self, batch: list[tuple[GenerateRequest, list[int]]], cache: MediaFeatures) -> list[str]:
-        from lamm.model.llm import decode_loop
+    def _generate_batch(self, batch: list[tuple[int, GenerateRequest, list[int]]],
+                        cache: MediaFeatures) -> list[str]:
+        from lamm.model.llm import decode_rows
 
-        req = batch[0][0]
+        req = batch[0][1]
         s = req.settings
-        media = [m for r, _ in batch for m in r.conversation.media]
+        media = [m for _, r, _ in batch for m in r.conversation.media]
         with torch.inference_mode():
-            embeds, mask = self._embed([ids for _, ids in batch], media, cache)
+            embeds, mask = self._embed([ids for _, _, ids in batch], media, cache)
             static = self._static_decoder()
-            decode = static.decode if static is not None else partial(decode_loop, self.model.llm)
+            decode = static.decode_rows if static is not None else partial(decode_rows, self.model.llm)
             # each row samples with its own request's seed: a reply does not depend on its batch-mates
-            texts = decode(self.tokenizer, embeds, mask, max_new_tokens=s.max_new_tokens, do_sample=not s.greedy,
-                           temperature=s.temperature, top_p=s.top_p, stops=self._stops(req),
-                           seed=[r.settings.seed for r, _ in batch], prefill_kwargs=self._prefill_kwargs)
+            rows = decode(self.tokenizer, embeds, mask, max_new_tokens=s.max_new_tokens,
+                          do_sample=not s.greedy, temperature=s.temperature, top_p=s.top_p,
+                          stops=self._stops(req), seed=[r.settings.seed for _, r, _ in batch],
+                          prefill_kwargs=self._prefill_kwargs)
         cache.release(media)
-        self.usage.requests += len(batch)
-        self.usage.prompt_tokens += sum(len(ids) for _, ids in batch)
-        self.usage.completion_tokens += sum(self._count(t) for t in texts)
-        return texts
+        # the decoder's own count and reason per row (re-tokenising the cut, stripped text would not)
+        for (i, _, ids), n, why in zip(batch, rows.counts(), rows.finish_reasons()):
+            self.usage.record(i, GenerationInfo(len(ids), n, why))
+        return rows.texts()
 
     def stream(self, request: GenerateRequest) -> Iterator[str]:
         """The reply in pieces as tokens are decoded; ``"".join`` equals :meth:`generate`'s text."""
@@ -297,45 +311,52 @@ class LammEngine(Engine):
         eos = self.tokenizer.eos_token_id
         new: list[int] = []
         sent = 0
-        self.usage.requests += 1
-        self.usage.prompt_tokens += len(ids)
-        # Grad mode is thread-local and a consumer (Gradio) may resume this generator on another thread,
-        # so no inference_mode block spans a yield: each model step enters its own.
-        with torch.inference_mode():
-            embeds, mask = self._embed([ids], request.conversation.media, cache)
-            # the same per-row generator scheme as generate() at batch 1, so both give the same reply
-            gen = row_generators(s.seed, 1, embeds.device) if not s.greedy else None
-            pos = (mask.cumsum(-1) - 1).clamp(min=0)
-            out = self.model.llm(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, use_cache=True,
-                                 **self._prefill_kwargs)
-        for _ in range(s.max_new_tokens):
+        why: str | None = None  # "stop" / "length" once known; None if the consumer closes us early
+        self.usage.begin(1)
+        try:
+            # Grad mode is thread-local and a consumer (Gradio) may resume this generator on another
+            # thread, so no inference_mode block spans a yield: each model step enters its own.
             with torch.inference_mode():
-                nxt = _pick(out.logits[:, -1].float(), not s.greedy, s.temperature, s.top_p, gen)
-            t = int(nxt[0])
-            if t == eos:
-                break
-            new.append(t)
-            self.usage.completion_tokens += 1
-            finished = _cut(self.tokenizer.decode(new, skip_special_tokens=False), stops)[1]
-            text = _cut(self.tokenizer.decode(new, skip_special_tokens=True), stops)[0].lstrip()
-            if finished:
-                break
-            # hold back: a possible stop-string prefix, an incomplete UTF-8 character, trailing
-            # whitespace (generate() strips it, so it is sent only once text follows it)
-            safe = len(text) - hold
-            while safe > sent and (text[safe - 1] == "\ufffd" or text[safe - 1].isspace()):
-                safe -= 1
-            if safe > sent:
-                yield text[sent:safe]
-                sent = safe
-            with torch.inference_mode():
-                mask = torch.cat([mask, mask.new_ones(1, 1)], dim=1)
-                pos = pos[:, -1:] + 1
-                out = self.model.llm(input_ids=nxt[:, None], attention_mask=mask, position_ids=pos,
-                                     use_cache=True, **{self._cache_arg: _kv(out)})
-        final = _cut(self.tokenizer.decode(new, skip_special_tokens=True), stops)[0].strip()
-        if len(final) > sent:
-            yield final[sent:]
+                embeds, mask = self._embed([ids], request.conversation.media, cache)
+                # the same per-row generator scheme as generate() at batch 1, so both give the same reply
+                gen = row_generators(s.seed, 1, embeds.device) if not s.greedy else None
+                pos = (mask.cumsum(-1) - 1).clamp(min=0)
+                out = self.model.llm(inputs_embeds=embeds, attention_mask=mask, position_ids=pos,
+                                     use_cache=True, **self._prefill_kwargs)
+            for _ in range(s.max_new_tokens):
+                with torch.inference_mode():
+                    nxt = _pick(out.logits[:, -1].float(), not s.greedy, s.temperature, s.top_p, gen)
+                t = int(nxt[0])
+                if t == eos:
+                    why = "stop"
+                    break
+                new.append(t)
+                finished = _cut(self.tokenizer.decode(new, skip_special_tokens=False), stops)[1]
+                text = _cut(self.tokenizer.decode(new, skip_special_tokens=True), stops)[0].lstrip()
+                if finished:
+                    why = "stop"
+                    break
+                # hold back: a possible stop-string prefix, an incomplete UTF-8 character, trailing
+                # whitespace (generate() strips it, so it is sent only once text follows it)
+                safe = len(text) - hold
+                while safe > sent and (text[safe - 1] == "\ufffd" or text[safe - 1].isspace()):
+                    safe -= 1
+                if safe > sent:
+                    yield text[sent:safe]
+                    sent = safe
+                with torch.inference_mode():
+                    mask = torch.cat([mask, mask.new_ones(1, 1)], dim=1)
+                    pos = pos[:, -1:] + 1
+                    out = self.model.llm(input_ids=nxt[:, None], attention_mask=mask, position_ids=pos,
+                                         use_cache=True, **{self._cache_arg: _kv(out)})
+            else:
+                why = "length"
+            final = _cut(self.tokenizer.decode(new, skip_special_tokens=True), stops)[0].strip()
+            if len(final) > sent:
+                yield final[sent:]
+        finally:
+            # recorded however the stream ends, so the tokens it cost are counted even when closed early
+            self.usage.record(0, GenerationInfo(len(ids), len(new), why))
 
     # ------------------------------------------------------------------------------ log-likelihood
     def loglikelihood(self, requests: list[LoglikelihoodRequest],

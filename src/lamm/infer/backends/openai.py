@@ -33,7 +33,14 @@ from typing import Any
 import httpx
 
 from lamm.conversation import Conversation, MediaRef
-from lamm.infer.engine import BACKENDS, Engine, GenerateRequest, GenerationSettings, ProgressFn
+from lamm.infer.engine import (
+    BACKENDS,
+    Engine,
+    GenerateRequest,
+    GenerationInfo,
+    GenerationSettings,
+    ProgressFn,
+)
 from lamm.media import resolve_media_path
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -181,29 +188,35 @@ class OpenAIEngine(Engine):
         raise OpenAIError(f"{self.base_url}/chat/completions (model {self.model!r}) failed after "
                           f"{attempt + 1} attempt(s): {last}")
 
-    def _one(self, req: GenerateRequest) -> str:
+    def _one(self, index: int, req: GenerateRequest) -> str:
         data = self._post(self._payload(req))
         try:
-            text = data["choices"][0]["message"]["content"] or ""
+            choice = data["choices"][0]
+            text = choice["message"]["content"] or ""
         except (KeyError, IndexError, TypeError):
             raise OpenAIError(f"{self.base_url}: response has no choices[0].message.content: "
                               f"{json.dumps(data)[:300]}") from None
-        self._account(data.get("usage"))
-        return _cut_at_stop(text, req.settings.stop)
+        cut = _cut_at_stop(text, req.settings.stop)
+        self._account(index, data.get("usage"), choice.get("finish_reason"), len(cut) < len(text))
+        return cut
 
-    def _account(self, usage: dict | None) -> None:
+    def _account(self, index: int, usage: dict | None, finish_reason: Any, cut: bool) -> None:
+        """Record the server's token counts and finish reason ("stop" when a stop string was cut here,
+        beyond the four the server applies; a reason outside stop/length, e.g. tool_calls, is unknown)."""
+        usage = usage if isinstance(usage, dict) else {}
+        why = "stop" if cut else finish_reason if finish_reason in ("stop", "length") else None
+        info = GenerationInfo(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0),
+                              why)
         with self._lock:
-            self.usage.requests += 1
-            if usage:
-                self.usage.prompt_tokens += int(usage.get("prompt_tokens") or 0)
-                self.usage.completion_tokens += int(usage.get("completion_tokens") or 0)
+            self.usage.record(index, info)
 
     def generate(self, requests: list[GenerateRequest], progress: ProgressFn | None = None) -> list[str]:
+        self.usage.begin(len(requests))
         if not requests:
             return []
         out: list[str] = [""] * len(requests)
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests))) as pool:
-            futures = [pool.submit(self._one, r) for r in requests]
+            futures = [pool.submit(self._one, i, r) for i, r in enumerate(requests)]
             try:
                 for i, fut in enumerate(futures):  # in request order; the first failure propagates
                     out[i] = fut.result()
@@ -224,6 +237,7 @@ class OpenAIEngine(Engine):
         malformed event, or a stream that ends without ``data: [DONE]`` also raises (the reply is
         incomplete); each such failure is counted in ``usage.failures``."""
         body = self._payload(request, stream=True)
+        self.usage.begin(1)
         stops = request.settings.stop
         where = f"{self.base_url}/chat/completions (model {self.model!r}) streaming"
         yielded = False
@@ -258,7 +272,7 @@ class OpenAIEngine(Engine):
             self.usage.failures += 1
 
     def _read_sse(self, resp: httpx.Response, stops: list[str], where: str) -> Iterator[str]:
-        text, sent, usage, complete = "", 0, None, False
+        text, sent, usage, complete, finish, was_cut = "", 0, None, False, None, False
         for line in resp.iter_lines():
             if not line.startswith("data:"):
                 continue
@@ -284,10 +298,11 @@ class OpenAIEngine(Engine):
             usage = chunk.get("usage") or usage
             for choice in chunk.get("choices") or []:
                 text += (choice.get("delta") or {}).get("content") or ""
+                finish = choice.get("finish_reason") or finish
             # hold back text that may be the start of a stop string, so a stop is never half-printed
             cut = _cut_at_stop(text, stops)
             if len(cut) < len(text):
-                text = cut
+                text, was_cut = cut, True
                 complete = True  # we stop reading here: the rest of the reply is not wanted
                 break
             safe = len(text) - max((len(s) - 1 for s in stops if s), default=0)
@@ -298,9 +313,9 @@ class OpenAIEngine(Engine):
             self._failed()
             raise OpenAIError(f"{where}: the stream ended without 'data: [DONE]' after {len(text)} "
                               "characters; the reply is incomplete")
+        self._account(0, usage, finish, was_cut)
         if len(text) > sent:
             yield text[sent:]
-        self._account(usage)
 
     def close(self) -> None:
         self._client.close()

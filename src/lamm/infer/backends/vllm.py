@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from lamm.infer.engine import BACKENDS, Engine, GenerateRequest, ProgressFn
+from lamm.infer.engine import BACKENDS, Engine, GenerateRequest, GenerationInfo, ProgressFn
 
 INSTALL_HINT = ("the 'vllm' backend needs vLLM, which is not installed: pip install vllm "
                 "(Linux + CUDA GPU; see https://docs.vllm.ai). Without a GPU use the 'hf:' backend instead.")
@@ -34,6 +34,13 @@ class VLLMEngine(Engine):
         self.target = target
         self._vllm = vllm
         self.llm = vllm.LLM(model=target, **llm_options)
+
+    @property
+    def context_length(self) -> int | None:
+        """vLLM's ``max_model_len`` (None when this vLLM version does not expose it)."""
+        conf = getattr(getattr(self.llm, "llm_engine", None), "model_config", None)
+        n = getattr(conf, "max_model_len", None)
+        return int(n) if n else None
 
     def fingerprint(self) -> str:
         from lamm.infer.backends.hf import model_fingerprint
@@ -60,11 +67,12 @@ class VLLMEngine(Engine):
         # vLLM batches (continuous batching) and orders outputs as the inputs
         outs = self.llm.chat([self._messages(r) for r in requests], sampling_params=params, use_tqdm=False)
         texts = []
-        for o in outs:
-            self.usage.requests += 1
-            self.usage.prompt_tokens += len(o.prompt_token_ids or [])
-            self.usage.completion_tokens += len(o.outputs[0].token_ids)
-            texts.append(o.outputs[0].text)
+        self.usage.begin(len(requests))
+        for i, o in enumerate(outs):
+            c = o.outputs[0]
+            why = c.finish_reason if c.finish_reason in ("stop", "length") else None
+            self.usage.record(i, GenerationInfo(len(o.prompt_token_ids or []), len(c.token_ids), why))
+            texts.append(c.text)
         if progress:
             progress(len(texts))
         return texts
