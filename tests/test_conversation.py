@@ -134,3 +134,30 @@ def test_from_record_strips_placeholder_and_maps_roles():
     assert conv.id == "7" and conv.task_type == "commonsenseqa"
     assert [(m.role, m.content) for m in conv.messages] == [("user", "What is it?"), ("assistant", "A dog.")]
     assert [m.path for m in conv.messages[0].media] == ["coco/1.jpg"]
+
+
+# A template that trims every message and refuses a system role (the shape of Llama-3's trimming and of
+# Gemma's "System role not supported"), written here: the real files need the hub.
+_TRIM_NO_SYSTEM = (
+    "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+    "{% endif %}<{{ m['role'] }}>{{ m['content'] | trim }}</s>{% endfor %}"
+    "{% if add_generation_prompt %}<assistant>{% endif %}"
+)
+
+
+def test_chat_template_that_trims_and_refuses_a_system_role(tiny_tokenizer):
+    """The system text moves to the head of the first user turn; an answer with a trailing newline is
+    supervised as the template renders it (trimmed) instead of failing as "not incremental"."""
+    import copy
+
+    from lamm.conversation import IGNORE_INDEX, Conversation, Message, render_text, tokenize_conversation
+
+    tok = copy.deepcopy(tiny_tokenizer)
+    tok.chat_template = _TRIM_NO_SYSTEM
+    conv = Conversation([Message("user", "What colour is it?"), Message("assistant", "It is red.\n")],
+                        task_type="VQA")
+    text = render_text(conv, tok, "chat", add_generation_prompt=False)
+    assert text.startswith("<user>") and "<system>" not in text and "</s><assistant>It is red.</s>" in text
+    tc = tokenize_conversation(conv, tok, "chat")
+    supervised = tok.decode([i for i, lab in zip(tc.input_ids, tc.labels) if lab != IGNORE_INDEX])
+    assert "It is red." in supervised and "What colour" not in supervised

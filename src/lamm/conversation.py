@@ -274,22 +274,48 @@ def lamm_segments(conv: Conversation, add_generation_prompt: bool) -> list[Segme
 _SENTINEL = "\u2063LAMM_SENTINEL\u2063"
 
 
-def _to_chat_messages(conv: Conversation, messages: list[Message]) -> list[dict[str, str]]:
-    out = [{"role": "system", "content": conv.system_text}] if conv.system_text else []
-    for m in messages:
-        out.append({"role": m.role, "content": _media_prefix(m, "chat") + m.content})
+def _to_chat_messages(conv: Conversation, messages: list[Message],
+                      fold_system: bool = False) -> list[dict[str, str]]:
+    """Chat-template messages; ``fold_system`` puts the system text at the head of the first user turn
+    (for templates that refuse a system role, e.g. Gemma's)."""
+    out = [{"role": "system", "content": conv.system_text}] if conv.system_text and not fold_system else []
+    for k, m in enumerate(messages):
+        content = _media_prefix(m, "chat") + m.content
+        if fold_system and k == 0 and conv.system_text:
+            content = f"{conv.system_text}\n\n{content}"
+        out.append({"role": m.role, "content": content})
     return out
 
 
 def chat_segments(conv: Conversation, tokenizer: Any, add_generation_prompt: bool) -> list[Segment]:
-    """Segments from the tokenizer's own chat template, rendered incrementally."""
+    """Segments from the tokenizer's own chat template, rendered incrementally.
+
+    A template that refuses a system role gets the system text at the head of the first user turn. A
+    template that reformats a message (e.g. trims it) is supervised on the text as it renders it."""
     _check_roles(conv, add_generation_prompt)
     if getattr(tokenizer, "chat_template", None) is None:
         raise ValueError("template 'chat' needs a tokenizer with a chat_template; use template 'lamm' instead")
+    from jinja2 import TemplateError
+
+    fold = False
 
     def render(msgs: list[Message], gen: bool) -> str:
-        return tokenizer.apply_chat_template(_to_chat_messages(conv, msgs), tokenize=False, add_generation_prompt=gen)
+        return tokenizer.apply_chat_template(_to_chat_messages(conv, msgs, fold), tokenize=False,
+                                             add_generation_prompt=gen)
 
+    try:
+        render(conv.messages[:1], gen=False)
+    except TemplateError as e:
+        if not conv.system_text:
+            raise ValueError(f"the tokenizer's chat template refused the conversation ({e}); use template "
+                             "'lamm'") from None
+        fold = True  # e.g. "System role not supported": fold the system text into the first user turn
+        try:
+            render(conv.messages[:1], gen=False)
+        except TemplateError as e2:
+            raise ValueError(f"the tokenizer's chat template refused the conversation ({e2}), with and "
+                             "without a system message; use template 'lamm'") from None
+    not_incremental = "the tokenizer's chat template does not render incrementally; use template 'lamm'"
     segs: list[Segment] = []
     done = ""
     for i, m in enumerate(conv.messages):
@@ -297,20 +323,26 @@ def chat_segments(conv: Conversation, tokenizer: Any, add_generation_prompt: boo
             is_last = i == len(conv.messages) - 1
             text = render(conv.messages[: i + 1], gen=not is_last or add_generation_prompt)
             if not text.startswith(done):
-                raise ValueError("the tokenizer's chat template does not render incrementally; use template 'lamm'")
+                raise ValueError(not_incremental)
             segs.append(Segment(text[len(done):], False))
             done = text
         else:
             probe = render(conv.messages[:i] + [Message("assistant", _SENTINEL)], gen=False)
             if not probe.startswith(done) or probe.count(_SENTINEL) != 1:
-                raise ValueError("the tokenizer's chat template does not render incrementally; use template 'lamm'")
+                raise ValueError(not_incremental)
             opener, closer = probe[len(done):].split(_SENTINEL)
+            # the answer as the template renders it (a template may trim it): between opener and closer
+            full = render(conv.messages[: i + 1], gen=False)
+            head = done + opener
+            if not (full.startswith(head) and full.endswith(closer) and len(full) >= len(head) + len(closer)):
+                raise ValueError(not_incremental)
+            content = full[len(head): len(full) - len(closer)]
             if opener:
                 segs.append(Segment(opener, False))
-            segs.append(Segment(m.content, True))
+            segs.append(Segment(content, True))
             if closer:
                 segs.append(Segment(closer, True))
-            done = done + opener + m.content + closer
+            done = full
     return segs
 
 
