@@ -153,3 +153,42 @@ def test_meter_resume_drops_a_cut_last_line_and_later_steps(tmp_path):
     path.write_text('{"step": 1}\n{"ste\n{"step": 2}\n', encoding="utf-8")  # damage inside: not guessed
     with pytest.raises(ValueError, match="line 2 is not valid JSON"):
         Meter(tmp_path, 10, 2, StepFlops(1.0, 1.0), 1, torch.device("cpu"), "fp32", None, progress=False)
+
+
+def test_data_checks_before_training(train_data, tmp_path):
+    """A missing media file stops the run before training (not when its sample is drawn); a weight-0 file
+    is not read at all; a positive weight that rounds to no sample per epoch is reported; eval drops are
+    reported; a resume with other weights is refused."""
+    import shutil
+
+    from lamm.train.data import DataError
+
+    root = tmp_path / "d"
+    shutil.copytree(train_data.parent, root)
+    data = root / train_data.name
+    records = json.loads(data.read_text())
+    broken = root / "broken.json"
+    broken.write_text(json.dumps([{**records[0], "id": "gone", "image": "images/does_not_exist.png"}]))
+    cfg = small_train_config(data, steps=2, data__train=[{"file": str(data)}, {"file": str(broken)}])
+    with pytest.raises(DataError, match=r"(?s)1 media file\(s\) do not exist.*id='gone'"):
+        train(cfg, tmp_path / "a", progress=False)
+    (root / "garbage.json").write_text("not json at all")  # weight 0: never read
+    tiny = root / "tiny.json"
+    tiny.write_text(json.dumps(records[:2]))
+    long_eval = root / "eval.json"
+    long_eval.write_text(json.dumps(records[:3] + [{**records[1], "id": "long", "conversations": [
+        {"from": "human", "value": "<image>\n" + "word " * 400}, {"from": "gpt", "value": "x"}]}]))
+    cfg = small_train_config(data, steps=2, data__train=[{"file": str(data)}, {"file": str(root / "garbage.json"),
+                             "weight": 0}, {"file": str(tiny), "weight": 0.1}],
+                             data__eval=[{"file": str(long_eval)}], data__max_drop_fraction=0.5,
+                             eval={"every": 2, "max_samples": 4}, checkpoint={"save_every": 0, "save_final": True})
+    train(cfg, tmp_path / "b", progress=False)
+    report = json.loads((tmp_path / "b" / "data_report.json").read_text())
+    assert report["eval_dropped"] == 1 and "long" in report["eval_dropped_samples"][0]
+    assert len(report["unused_sources"]) == 1 and "tiny.json: weight 0.1" in report["unused_sources"][0]
+    cfg2 = cfg.model_copy(update={"steps": 4, "data": cfg.data.model_copy(update={"train": [
+        cfg.data.train[0].model_copy(update={"weight": 2.0}), *cfg.data.train[1:]]})})
+    from lamm.train.config import TrainSetupError
+
+    with pytest.raises(TrainSetupError, match="cannot resume: data (weights|epoch_length)"):
+        train(cfg2, tmp_path / "b", resume=True, progress=False)

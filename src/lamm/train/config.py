@@ -82,6 +82,9 @@ class DataConfig(Config):
     max_drop_fraction: float = 0.0
     num_workers: int = 0
     check_records: bool = True
+    #: every media file must exist before training starts (one stat per file; a missing one would
+    #: otherwise stop the run when its sample is drawn, possibly hours in)
+    check_media_exists: bool = True
 
     @field_validator("train")
     @classmethod

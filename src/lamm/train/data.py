@@ -23,6 +23,7 @@ import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -112,7 +113,11 @@ class InstructionDataset(Dataset):
         self.n_truncated = 0
         ph_ids = set(spec.placeholder.token_ids.values())
         per_source: list[list[int]] = []
+        missing: list[str] = []
         for s_idx, src in enumerate(sources):
+            if src.weight == 0:  # not used: not read, not counted in the drop fraction
+                per_source.append([])
+                continue
             records = read_records(src.file)
             if cfg.check_records:
                 report = validate_records(records, file=src.file, root=src.resolved_root, kind="instruction",
@@ -128,9 +133,14 @@ class InstructionDataset(Dataset):
             for r_idx, rec in enumerate(records):
                 rid = str(rec.get("id"))
                 try:
-                    ids, labels, _ = encode_record(rec, spec, rid)
+                    ids, labels, media = encode_record(rec, spec, rid)
                 except ValueError as e:
                     raise DataError(f"{src.file}: record {r_idx} id={rid!r}: {e}") from None
+                if cfg.check_media_exists:
+                    for m in media:
+                        path = Path(src.resolved_root) / m.path if m.path else None
+                        if path is not None and not path.exists():
+                            missing.append(f"{src.file}: record {r_idx} id={rid!r}: {m.modality} {path}")
                 item = _Item(s_idx, r_idx, rec, len(ids))
                 why = self._length_problem(ids, labels, ph_ids, item)
                 if why is not None:
@@ -139,6 +149,11 @@ class InstructionDataset(Dataset):
                 mine.append(len(self.items))
                 self.items.append(item)
             per_source.append(mine)
+        if missing:
+            more = f"\n... and {len(missing) - 20} more" if len(missing) > 20 else ""
+            raise DataError(f"{len(missing)} media file(s) do not exist (checked before training; set "
+                            "data.check_media_exists=false to skip the check):\n"
+                            + "\n".join(missing[:20]) + more)
         self.per_source = per_source
         self.lengths = np.array([it.keep or it.length for it in self.items], dtype=np.int64)
         n_total = len(self.items) + len(self.dropped)
@@ -146,6 +161,8 @@ class InstructionDataset(Dataset):
             raise DataError(f"no records in {[s.file for s in sources]}")
         if len(self.dropped) / n_total > cfg.max_drop_fraction:
             head = "\n".join(str(d) for d in self.dropped[:20])
+            if len(self.dropped) > 20:
+                head += f"\n... and {len(self.dropped) - 20} more"
             raise DataError(
                 f"{len(self.dropped)} of {n_total} samples do not fit data.max_length={cfg.max_length} "
                 f"(tokens incl. media), above data.max_drop_fraction={cfg.max_drop_fraction}:\n{head}\n"
@@ -196,6 +213,16 @@ class InstructionDataset(Dataset):
             raise DataError(f"{src.file}: record {it.index} id={rid!r}: media {[m.path for m in media]}: {e}") from None
         return {"input_ids": torch.tensor(ids, dtype=torch.long), "labels": torch.tensor(labels, dtype=torch.long),
                 "media": tensors, "id": rid, "length": len(ids)}
+
+    def unused_sources(self) -> list[str]:
+        """Notes on training files whose positive weight gives them no sample per epoch (``weight ×
+        records`` rounds to 0): they would be left out silently."""
+        notes = []
+        for src, ix in zip(self.sources, self.per_source):
+            if src.weight > 0 and math.floor(src.weight) * len(ix) + round((src.weight % 1) * len(ix)) == 0:
+                notes.append(f"{src.file}: weight {src.weight} × {len(ix)} kept records rounds to no sample "
+                             "per epoch; raise its weight")
+        return notes
 
     def fingerprint(self) -> str:
         """A hash of the kept samples (file, index, id, length): resume refuses data that changed."""

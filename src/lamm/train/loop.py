@@ -238,14 +238,17 @@ def _train(cfg: TrainConfig, out: Path, resume: bool | str, progress: Any, hooks
         optimizer = build_optimizer(model, cfg.optim)
         scheduler = build_scheduler(optimizer, cfg.optim, total)
         params = [p for p in model.parameters() if p.requires_grad]  # FSDP swapped them for DTensors
+    # what fixes the sample stream: a resume with other weights or another seed would continue a
+    # different order (samples repeated or skipped within the epoch)
     data_state = {"global_batch": sampler.global_batch, "epoch_length": sampler.epoch_length,
-                  "fingerprint": dataset.fingerprint()}
+                  "fingerprint": dataset.fingerprint(), "weights": [s.weight for s in cfg.data.train],
+                  "seed": cfg.seed}
     start = 0
     ckpt = resolve_resume(out, resume, env)
     if ckpt is not None:
         state = load_training_state(ckpt, engine, optimizer, scheduler)
         for key, want in data_state.items():
-            if state["data"].get(key) != want:
+            if key in state["data"] and state["data"][key] != want:  # (checkpoints before weights/seed lack them)
                 raise TrainSetupError(f"{ckpt}: cannot resume: data {key} was {state['data'].get(key)!r}, now "
                                       f"{want!r} (the data files or the global batch changed); resume with the "
                                       "run's own train_config.yaml, or start a new --out")
@@ -253,7 +256,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool | str, progress: Any, hooks
     if env.is_main:
         out.mkdir(parents=True, exist_ok=True)
         cfg.dump(out / "train_config.yaml")
-        _report_data(dataset, out, progress)
+        _report_data(dataset, out, progress, eval_set)
     sampler.start_step = start
     collate = Collator(model.tokenizer.pad_token_id, cfg.data.packing, cfg.data.row_length)
     loader = torch.utils.data.DataLoader(
@@ -312,15 +315,28 @@ def _train(cfg: TrainConfig, out: Path, resume: bool | str, progress: Any, hooks
     return result
 
 
-def _report_data(dataset: InstructionDataset, out: Path, progress: Any) -> None:
-    """Write ``data_report.json`` (kept, dropped with reasons, truncated) and say it when dropping."""
+def _report_data(dataset: InstructionDataset, out: Path, progress: Any,
+                 eval_set: InstructionDataset | None = None) -> None:
+    """Write ``data_report.json`` (kept, dropped with reasons, truncated; the same for the eval set;
+    training files whose weight gives them no sample per epoch) and say it when dropping."""
     from lamm.fileio import write_json_atomic
 
-    write_json_atomic(out / "data_report.json", {
+    report: dict[str, Any] = {
         "kept": len(dataset), "dropped": len(dataset.dropped), "truncated": dataset.n_truncated,
         "dropped_samples": [str(d) for d in dataset.dropped],
         "max_length": int(dataset.lengths.max()) if len(dataset) else 0,
         "mean_length": float(dataset.lengths.mean()) if len(dataset) else 0.0,
-    })
-    if dataset.dropped and progress is True:
-        print(f"dropped {len(dataset.dropped)} too-long sample(s); see {out / 'data_report.json'}")
+        "unused_sources": dataset.unused_sources(),
+    }
+    if eval_set is not None:  # eval_loss is computed on what is kept: say what was not
+        report.update({"eval_kept": len(eval_set), "eval_dropped": len(eval_set.dropped),
+                       "eval_dropped_samples": [str(d) for d in eval_set.dropped]})
+    write_json_atomic(out / "data_report.json", report)
+    if progress is True:
+        if dataset.dropped:
+            print(f"dropped {len(dataset.dropped)} too-long sample(s); see {out / 'data_report.json'}")
+        if eval_set is not None and eval_set.dropped:
+            print(f"dropped {len(eval_set.dropped)} too-long eval sample(s): eval_loss leaves them out; see "
+                  f"{out / 'data_report.json'}")
+        for note in report["unused_sources"]:
+            print(f"warning: {note}")
