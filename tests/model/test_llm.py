@@ -120,3 +120,32 @@ def test_fingerprint_ignores_lora_but_sees_weights():
     with torch.no_grad():
         wrapped.get_base_model().model.norm.weight[0] += 1e-3
     assert llm_fingerprint(wrapped) != fp
+
+
+def test_architectures_whose_defaults_clash_build_or_say_what_to_set():
+    """Phi-3's default pad/eos id (32000) lies outside a tokenizer-sized vocabulary: cleared, it builds.
+    Gemma-2 refuses SDPA: the error names lamm's setting, llm.attn_implementation."""
+    from lamm.model.llm import LLMConfig, build_llm
+
+    small = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1, "num_attention_heads": 4,
+             "num_key_value_heads": 4}
+    phi3 = build_llm(LLMConfig(config={"model_type": "phi3", **small}, dtype="float32"), vocab_size=300)
+    assert phi3.get_input_embeddings().weight.shape[0] == 300
+    with pytest.raises(ValueError, match="set llm.attn_implementation=eager"):
+        build_llm(LLMConfig(config={"model_type": "gemma2", "head_dim": 16, **small}, dtype="float32",
+                            attn_implementation="sdpa"), vocab_size=300)
+
+
+def test_alibi_models_are_refused_static_decoding_and_scaled_heads_get_all_logits():
+    from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+    from lamm.model.mllm import _plain_lm_head
+    from lamm.model.static_decode import supports_static_decoding
+
+    bloom = AutoModelForCausalLM.from_config(AutoConfig.for_model("bloom", hidden_size=32, n_layer=1, n_head=2,
+                                                                  vocab_size=100))
+    ok, why = supports_static_decoding(bloom)
+    assert not ok and "ALiBi" in why
+    scaled = LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                          num_attention_heads=2, vocab_size=100, lm_head_multiplier=0.25))
+    assert not _plain_lm_head(scaled)  # the trainer must not apply the output embedding alone

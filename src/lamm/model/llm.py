@@ -217,18 +217,30 @@ def build_llm(cfg: LLMConfig, vocab_size: int | None = None, path: str | None = 
     kwargs: dict[str, Any] = {"dtype": dtype}
     if cfg.attn_implementation:
         kwargs["attn_implementation"] = cfg.attn_implementation
-    if path is not None:
-        with quiet_hf_progress():  # a checkpoint's own base: a progress bar per load is noise
-            return AutoModelForCausalLM.from_pretrained(path, **kwargs)
-    if cfg.name_or_path is not None:
-        return AutoModelForCausalLM.from_pretrained(cfg.name_or_path, **kwargs)
-    assert cfg.config is not None
-    fields = dict(cfg.config)
-    model_type = fields.pop("model_type")
-    if "vocab_size" not in fields and vocab_size is not None:
-        fields["vocab_size"] = vocab_size
-    hf_cfg = AutoConfig.for_model(model_type, **fields)
-    return AutoModelForCausalLM.from_config(hf_cfg, **kwargs)
+    try:
+        if path is not None:
+            with quiet_hf_progress():  # a checkpoint's own base: a progress bar per load is noise
+                return AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        if cfg.name_or_path is not None:
+            return AutoModelForCausalLM.from_pretrained(cfg.name_or_path, **kwargs)
+        assert cfg.config is not None
+        fields = dict(cfg.config)
+        model_type = fields.pop("model_type")
+        if "vocab_size" not in fields and vocab_size is not None:
+            fields["vocab_size"] = vocab_size
+            # a model type's default special ids may lie outside a vocabulary sized to the tokenizer
+            # (Phi-3's pad/eos 32000 against ~1k tokens): the embedding then refuses its padding row
+            for key in ("pad_token_id", "bos_token_id", "eos_token_id"):
+                default = getattr(AutoConfig.for_model(model_type), key, None)
+                if key not in fields and isinstance(default, int) and default >= vocab_size:
+                    fields[key] = None
+        hf_cfg = AutoConfig.for_model(model_type, **fields)
+        return AutoModelForCausalLM.from_config(hf_cfg, **kwargs)
+    except ValueError as e:
+        if cfg.attn_implementation and "attention implementation" in str(e).lower():
+            raise ValueError(f"llm.attn_implementation={cfg.attn_implementation!r} is not supported by this "
+                             f"model ({e}); set llm.attn_implementation=eager") from None
+        raise
 
 
 def compile_decoder_layers(llm: nn.Module) -> int:

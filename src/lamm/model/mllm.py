@@ -43,7 +43,8 @@ def _plain_lm_head(base: nn.Module) -> bool:
     if conf is None or not hasattr(base, "get_decoder") or base.get_output_embeddings() is None:
         return False
     conf = conf.get_text_config(decoder=True) if hasattr(conf, "get_text_config") else conf
-    extras = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier_scale")
+    extras = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier_scale",
+              "lm_head_multiplier", "output_multiplier")
     return not any(getattr(conf, k, None) not in (None, 1, 1.0) for k in extras)
 
 

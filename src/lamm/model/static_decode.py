@@ -47,6 +47,8 @@ def supports_static_decoding(llm: nn.Module) -> tuple[bool, str]:
     layer_types = getattr(conf, "layer_types", None) or ["full_attention"]
     if getattr(conf, "sliding_window", None) or any(t != "full_attention" for t in layer_types):
         return False, "sliding-window / hybrid attention layers keep a rolling cache the 4D mask cannot describe"
+    if getattr(conf, "model_type", None) == "bloom" or getattr(conf, "alibi", False):
+        return False, "ALiBi position bias (Bloom, Falcon with alibi) is built from a 2D mask, not the 4D one"
     return True, ""
 
 
