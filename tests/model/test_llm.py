@@ -149,3 +149,15 @@ def test_alibi_models_are_refused_static_decoding_and_scaled_heads_get_all_logit
     scaled = LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                                           num_attention_heads=2, vocab_size=100, lm_head_multiplier=0.25))
     assert not _plain_lm_head(scaled)  # the trainer must not apply the output embedding alone
+
+
+def test_a_bidirectional_encoder_is_refused_as_llm():
+    """BertLMHeadModel passes AutoModelForCausalLM but, with is_decoder false, attends to the future."""
+    from lamm.model.llm import LLMConfig, build_llm
+
+    small = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2}
+    with pytest.raises(ValueError, match="set llm.config.is_decoder=true"):
+        build_llm(LLMConfig(config={"model_type": "bert", **small}, dtype="float32"), vocab_size=100)
+    ok = build_llm(LLMConfig(config={"model_type": "bert", "is_decoder": True, **small}, dtype="float32"),
+                   vocab_size=100)
+    assert ok.config.is_decoder

@@ -205,6 +205,18 @@ def quiet_hf_progress() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+def check_causal(llm: nn.Module) -> nn.Module:
+    """``llm`` itself, or a ValueError when it is an encoder that ``AutoModelForCausalLM`` still accepts
+    (BERT-style ``...LMHeadModel`` with ``is_decoder`` false): its attention sees the future, so training
+    would learn to copy the answer and generation has no cache."""
+    conf = llm.config
+    base = getattr(llm, getattr(llm, "base_model_prefix", ""), None)
+    if getattr(conf, "is_decoder", None) is False and base is not None and hasattr(base, "encoder"):
+        raise ValueError(f"llm: {type(llm).__name__} is built as a bidirectional encoder (config.is_decoder is "
+                         "false): set llm.config.is_decoder=true, or use a decoder-only language model")
+    return llm
+
+
 def build_llm(cfg: LLMConfig, vocab_size: int | None = None, path: str | None = None) -> nn.Module:
     """A Hugging Face causal LM in ``cfg.dtype``.
 
@@ -220,9 +232,9 @@ def build_llm(cfg: LLMConfig, vocab_size: int | None = None, path: str | None = 
     try:
         if path is not None:
             with quiet_hf_progress():  # a checkpoint's own base: a progress bar per load is noise
-                return AutoModelForCausalLM.from_pretrained(path, **kwargs)
+                return check_causal(AutoModelForCausalLM.from_pretrained(path, **kwargs))
         if cfg.name_or_path is not None:
-            return AutoModelForCausalLM.from_pretrained(cfg.name_or_path, **kwargs)
+            return check_causal(AutoModelForCausalLM.from_pretrained(cfg.name_or_path, **kwargs))
         assert cfg.config is not None
         fields = dict(cfg.config)
         model_type = fields.pop("model_type")
@@ -235,7 +247,7 @@ def build_llm(cfg: LLMConfig, vocab_size: int | None = None, path: str | None = 
                 if key not in fields and isinstance(default, int) and default >= vocab_size:
                     fields[key] = None
         hf_cfg = AutoConfig.for_model(model_type, **fields)
-        return AutoModelForCausalLM.from_config(hf_cfg, **kwargs)
+        return check_causal(AutoModelForCausalLM.from_config(hf_cfg, **kwargs))
     except ValueError as e:
         if cfg.attn_implementation and "attention implementation" in str(e).lower():
             raise ValueError(f"llm.attn_implementation={cfg.attn_implementation!r} is not supported by this "
