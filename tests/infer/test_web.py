@@ -115,3 +115,13 @@ def test_browser_uploads_an_image_and_gets_an_answer(tmp_path, image_file, free_
     sent = conv.messages[0].media[0]
     assert sent.modality == "image"
     assert np.array_equal(np.asarray(sent.load()), np.asarray(Image.open(image_file).convert("RGB")))
+
+
+def test_failed_exchanges_are_not_sent_back_to_the_model(image_file):
+    """The demo's own error note is not the model's answer: that question and note are left out."""
+    hist = [{"role": "user", "content": "what is it?"}, {"role": "assistant", "content": "a circle"},
+            {"role": "user", "content": "and now?"},
+            {"role": "assistant", "content": "⚠️ /tmp/gradio/x/garbage.npy: not a plain numeric .npy array"}]
+    conv = history_conversation(hist, "what colour?", str(image_file), None)
+    assert [(m.role, m.content) for m in conv.messages] == [
+        ("user", "what is it?"), ("assistant", "a circle"), ("user", "what colour?")]

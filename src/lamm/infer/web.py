@@ -28,7 +28,9 @@ from lamm.infer.engine import Engine, GenerateRequest, GenerationSettings
 #: uploads declaring more points are refused from their header, before any data is read or decompressed
 #: (a small .npz can expand to gigabytes); the API server's default limit
 MAX_UPLOAD_POINTS = 2_000_000
-MAX_PLOT_POINTS = 20_000  # more points make the browser view sluggish without showing more shape
+MAX_PLOT_POINTS = 20_000
+#: the head of the demo's own error replies in the chat (never sent back to the model as its words)
+ERROR_MARK = "⚠️ "  # more points make the browser view sluggish without showing more shape
 
 
 def point_cloud_figure(points: np.ndarray, title: str = "") -> Any:
@@ -90,10 +92,19 @@ def _text(content: Any) -> str:
 
 def history_conversation(history: list[dict[str, Any]], question: str, image: str | None,
                          pcl: str | None) -> Conversation:
-    """A Conversation from Gradio ``messages`` history plus the new question; media on turn one."""
+    """A Conversation from Gradio ``messages`` history plus the new question; media on turn one. A failed
+    exchange (its reply is one of the demo's own ``⚠️`` error notes) is left out: the model never said
+    it."""
     media = [MediaRef("image", path=image)] if image else [MediaRef("pcl", path=pcl)] if pcl else []
     msgs: list[Message] = []
+    kept: list[dict[str, Any]] = []
     for h in history:
+        if h.get("role") != "user" and _text(h.get("content")).startswith(ERROR_MARK):
+            while kept and kept[-1].get("role") == "user":  # drop the question that failed, too
+                kept.pop()
+            continue
+        kept.append(h)
+    for h in kept:
         role = "user" if h.get("role") == "user" else "assistant"
         text = _text(h.get("content"))
         if msgs and msgs[-1].role == role:  # Gradio may split one turn; the model sees it whole
@@ -131,12 +142,14 @@ def build_demo(engine: Engine, title: str = "LAMM", examples_dir: str | None = N
             return
         history = history + [{"role": "user", "content": question}, {"role": "assistant", "content": ""}]
         try:
-            conv = history_conversation(history[:-2], question.strip(), image, checked_pcl(pcl))
+            # the image wins when both are set (as in history_conversation): only a cloud in use is checked
+            pcl_path = None if image else checked_pcl(pcl)
+            conv = history_conversation(history[:-2], question.strip(), image, pcl_path)
             for piece in engine.stream(GenerateRequest(conv, settings(temperature, top_p, max_tokens))):
                 history[-1] = {"role": "assistant", "content": history[-1]["content"] + piece}
                 yield "", history
         except (ValueError, OSError) as e:  # a bad upload or an unsupported modality: say so in the chat
-            history[-1] = {"role": "assistant", "content": f"⚠️ {e}"}
+            history[-1] = {"role": "assistant", "content": f"{ERROR_MARK}{e}"}
             yield "", history
 
     def checked_pcl(pcl: Any) -> str | None:
@@ -147,8 +160,10 @@ def build_demo(engine: Engine, title: str = "LAMM", examples_dir: str | None = N
         return path
 
     def ask(question: str, image: str | None, pcl: Any, temperature: float, top_p: float, max_tokens: float) -> str:
+        if not question or not question.strip():
+            raise gr.Error("ask a question (the text is empty)")
         try:
-            path = checked_pcl(pcl)
+            path = None if image else checked_pcl(pcl)
         except MediaError as e:
             raise gr.Error(str(e)) from None
         conv = history_conversation([], question, image, path)
