@@ -57,10 +57,15 @@ def stage_spans(metrics: list[dict[str, Any]]) -> list[tuple[str, int, int]]:
 
 
 def _curve_svg(metrics: list[dict[str, Any]], width: int = 640, height: int = 260) -> str:
-    pts = [(r["step"], r["loss"]) for r in metrics if isinstance(r.get("loss"), (int, float))]
-    evals = [(r["step"], r["eval_loss"]) for r in metrics if isinstance(r.get("eval_loss"), (int, float))]
+    def finite(v: Any) -> bool:
+        return isinstance(v, (int, float)) and math.isfinite(v)
+
+    pts = [(r["step"], r["loss"]) for r in metrics if finite(r.get("loss"))]
+    evals = [(r["step"], r["eval_loss"]) for r in metrics if finite(r.get("eval_loss"))]
+    # a diverged step (NaN / inf loss) would make every coordinate NaN: leave it out, and say so
+    n_bad = sum(1 for r in metrics if "loss" in r and not finite(r.get("loss")))
     if not pts:
-        return "<p>no training steps were logged</p>"
+        return "<p>no training steps were logged</p>" if not n_bad else f"<p>all {n_bad} losses are NaN or inf</p>"
     pad = 44
     xmax = max(s for s, _ in pts) or 1
     ymax = max(v for _, v in pts + evals) * 1.05 or 1
@@ -83,7 +88,11 @@ def _curve_svg(metrics: list[dict[str, Any]], width: int = 640, height: int = 26
     parts.append(f'<text x="{width / 2}" y="{height - 8}" text-anchor="middle">step (0–{xmax})</text>'
                  f'<text x="{pad - 6}" y="{pad + 4}" text-anchor="end">{ymax:.2f}</text>'
                  f'<text x="{pad - 6}" y="{height - pad}" text-anchor="end">0</text>'
-                 f'<text x="{width - pad}" y="{pad}" text-anchor="end">— train loss  ● eval loss</text></svg>')
+                 f'<text x="{width - pad}" y="{pad}" text-anchor="end">— train loss  ● eval loss</text>')
+    if n_bad:
+        parts.append(f'<text x="{pad + 4}" y="{height - pad - 6}" font-size="11" fill="#b00">{n_bad} step(s) '
+                     'with a NaN / inf loss not drawn</text>')
+    parts.append("</svg>")
     return "".join(parts)
 
 

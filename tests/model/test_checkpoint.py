@@ -218,6 +218,11 @@ def test_import_rejects_unknown_and_misfit_tensors(tiny_model_dir, tiny_model, t
     with pytest.raises(DeltaImportError, match=r"llama_proj.weight is \(128, 99\)"):
         import_lamm_delta(tmp_path / "proj.pt", str(tiny_model_dir), tmp_path / "o3")
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o3").exists()
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "proj.pt").read_bytes()[:200])  # a download cut short
+    with pytest.raises(DeltaImportError, match="not a readable LAMM delta"):
+        import_lamm_delta(tmp_path / "cut.pt", str(tiny_model_dir), tmp_path / "o4")
+    with pytest.raises(DeltaImportError, match="--modality 'video': expected image or pcl"):
+        import_lamm_delta(tmp_path / "proj.pt", str(tiny_model_dir), tmp_path / "o5", modality="video")
 
 
 def test_damaged_copies_say_what_is_missing(tiny_model, tmp_path):
@@ -263,3 +268,13 @@ def test_a_merged_base_over_a_named_llm_is_saved_with_the_checkpoint(tiny_tokeni
     assert torch.allclose(logits(loaded, b), want, atol=1e-5)
     save_checkpoint(loaded, tmp_path / "ck_again")  # a loaded copy saves its base again
     assert torch.allclose(logits(load_checkpoint(tmp_path / "ck_again"), b), want, atol=1e-5)
+
+
+def test_model_info_on_a_damaged_manifest_names_the_field(tiny_model, tmp_path):
+    save_checkpoint(tiny_model, tmp_path / "ck")
+    m = json.loads((tmp_path / "ck" / "manifest.json").read_text())
+    del m["template"]
+    (tmp_path / "ck" / "manifest.json").write_text(json.dumps(m))
+    res = CliRunner().invoke(app, ["model", "info", str(tmp_path / "ck")])
+    assert res.exit_code == 2 and "missing or malformed field 'template'" in " ".join(res.output.split())
+    assert CliRunner().invoke(app, ["model", "info", str(tmp_path / "ck"), "--json"]).exit_code == 0

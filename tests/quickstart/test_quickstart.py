@@ -125,3 +125,12 @@ def test_merge_turns_groups_questions_of_one_image():
     assert merged[0]["template_id"] == "t0|t2" and merged[0]["image"] == "a.png"
     assert len(merged[1]["conversations"]) == 2 and merged[2]["conversations"] == recs[1]["conversations"]
     assert sorted(r["id"] for r in merge_turns(recs, 1)) == ["r0", "r1", "r2", "r3"]
+
+
+def test_learning_curve_survives_a_non_finite_loss():
+    """One diverged step (NaN loss) must not turn every coordinate of the curve into NaN."""
+    from lamm.quickstart_report import _curve_svg
+
+    svg = _curve_svg([{"step": 1, "loss": float("nan")}, {"step": 2, "loss": 2.0}, {"step": 3, "loss": 1.0}])
+    assert "1 step(s) with a NaN / inf loss not drawn" in svg
+    assert "nan," not in svg.lower() and ",nan" not in svg.lower()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -54,8 +54,6 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
 ) -> None:
     """Show a checkpoint's manifest and its parameter counts (total / trainable, per component)."""
-    from rich.table import Table
-
     from lamm.model.checkpoint import read_manifest
 
     with _model_errors():
@@ -63,6 +61,25 @@ def info(
     if as_json:
         typer.echo(json.dumps(manifest, indent=1))
         return
+    try:
+        summary, params = _info_tables(directory, manifest)
+    except (KeyError, TypeError) as e:  # a damaged or hand-edited manifest: say which field, not a traceback
+        from rich.markup import escape
+
+        from lamm.cli.common import err_console
+
+        msg = (f"{directory}/manifest.json: missing or malformed field {e}; the manifest is damaged "
+               "(`lamm model info --json` shows it as it is)")
+        err_console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False)
+        raise typer.Exit(2) from None
+    console.print(summary)
+    console.print(params)
+
+
+def _info_tables(directory: Path, manifest: dict) -> tuple[Any, Any]:
+    """The summary and parameter tables of ``lamm model info``."""
+    from rich.table import Table
+
     summary = Table(title=f"lamm model info {directory}", show_header=False)
     base = manifest["base_llm"]
     lora = manifest.get("lora")
@@ -84,13 +101,12 @@ def info(
         rows.append((f"encoder {m}", f"{e['type']} {e['id']} — {e['num_tokens']} tokens{frozen}"))
     for k, v in rows:
         summary.add_row(k, v)
-    console.print(summary)
     params = Table(title="parameters")
     for col in ("component", "total", "trainable"):
         params.add_column(col, justify="left" if col == "component" else "right")
     for comp, c in manifest["parameters"].items():
         params.add_row(comp, f"{c['total']:,}", f"{c['trainable']:,}", style="bold" if comp == "all" else None)
-    console.print(params)
+    return summary, params
 
 
 @app.command("import-lamm")

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +40,11 @@ def read_lamm_delta(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{p}: LAMM delta checkpoint not found")
-    obj = torch.load(p, map_location="cpu", weights_only=True)
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+        raise DeltaImportError(f"{p}: not a readable LAMM delta (torch.load: {str(e).splitlines()[0][:200]}); "
+                               "the download may be cut short — fetch pytorch_model.pt again") from None
     for wrapper in ("state_dict", "module", "model"):
         if isinstance(obj, dict) and set(obj) == {wrapper}:
             obj = obj[wrapper]
@@ -71,6 +77,9 @@ def import_lamm_delta(delta_path: str | os.PathLike, base: str, out: str | os.Pa
     """
     from lamm.model.checkpoint import is_checkpoint, load_checkpoint, save_checkpoint
     from lamm.model.mllm import MultimodalLM
+
+    if modality not in ("image", "pcl"):
+        raise DeltaImportError(f"--modality {modality!r}: expected image or pcl (the projector llama_proj fills)")
 
     delta = read_lamm_delta(delta_path)
     for k in ("llama_proj.weight", "llama_proj.bias"):
