@@ -6,6 +6,8 @@ and the suffix rules' exceptions are tables, so a wrong form is fixed by adding 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 _IRREGULAR = {
     "person": "people",
     "man": "men",
@@ -37,17 +39,25 @@ def plural(noun: str) -> str:
     >>> [plural(w) for w in ("cat", "bus", "box", "person", "baby", "toy", "hot dog")]
     ['cats', 'buses', 'boxes', 'people', 'babies', 'toys', 'hot dogs']
     """
+    return _on_last_word(noun, _plural_word)
+
+
+def _on_last_word(noun: str, inflect: Callable[[str], str]) -> str:
+    """``noun`` with its last word inflected (``traffic light`` → ``traffic`` + inflect(``light``))."""
     head, _, last = noun.rpartition(" ")
+    word = inflect(last)
+    return f"{head} {word}" if head else word
+
+
+def _plural_word(last: str) -> str:
     low = last.lower()
     if low in _IRREGULAR:
-        p = _IRREGULAR[low]
-    elif low.endswith(("s", "x", "z", "ch", "sh")):
-        p = last + "es"
-    elif low.endswith("y") and len(low) > 1 and low[-2] not in "aeiou":
-        p = last[:-1] + "ies"
-    else:
-        p = last + "s"
-    return f"{head} {p}" if head else p
+        return _IRREGULAR[low]
+    if low.endswith(("s", "x", "z", "ch", "sh")):
+        return last + "es"
+    if low.endswith("y") and len(low) > 1 and low[-2] not in "aeiou":
+        return last[:-1] + "ies"
+    return last + "s"
 
 
 # plural -> singular where the suffix rules below go wrong; invariant nouns map to themselves
@@ -101,19 +111,20 @@ def singular(noun: str) -> str:
     >>> [singular(w) for w in ("sea shells", "apples", "strawberries", "boxes", "people", "cookies", "bus")]
     ['sea shell', 'apple', 'strawberry', 'box', 'person', 'cookie', 'bus']
     """
-    head, _, last = noun.rpartition(" ")
+    return _on_last_word(noun, _singular_word)
+
+
+def _singular_word(last: str) -> str:
     low = last.lower()
     if low in _SINGULAR_IRREGULAR:
-        s = _SINGULAR_IRREGULAR[low]
-    elif low.endswith("ies") and len(low) > 4:
-        s = last[:-3] + "y"
-    elif low.endswith(("sses", "shes", "ches", "xes", "zzes")):
-        s = last[:-2]
-    elif low.endswith("s") and not low.endswith(("ss", "us", "is")):
-        s = last[:-1]
-    else:
-        s = last
-    return f"{head} {s}" if head else s
+        return _SINGULAR_IRREGULAR[low]
+    if low.endswith("ies") and len(low) > 4:
+        return last[:-3] + "y"
+    if low.endswith(("sses", "shes", "ches", "xes", "zzes")):
+        return last[:-2]
+    if low.endswith("s") and not low.endswith(("ss", "us", "is")):
+        return last[:-1]
+    return last
 
 
 def is_plural(noun: str) -> bool:
