@@ -175,17 +175,17 @@ def _image_size(sample: Sample, scenario: Scenario, index: int) -> tuple[int, in
                             "metric needs it — pass --root, the folder the image paths are under") from None
 
 
-def _check_image_sizes(scenario: Scenario, family: str, indices: list[int], samples: list[Sample]) -> None:
-    """Read, before any answer is generated, the image size of every record whose metric needs one (LSP
-    keypoints scale by it): a missing image fails the run at its start, not after all the answers."""
+def image_sizes(scenario: Scenario, family: str, indices: list[int],
+                samples: list[Sample]) -> dict[int, tuple[int, int]]:
+    """``{record index: (width, height)}`` of every record whose metric needs its image size (LSP keypoints
+    scale by it) and does not carry one; read before any answer is generated, so a missing image fails the
+    run at its start, not after all the answers."""
     from lamm.bench.metrics import METRICS
 
     fam = METRICS.get(family)
     first_sample = {s.index: s for s in reversed(samples)}
-    for i in indices:
-        rec = scenario.records[i]
-        if fam.needs_image_size(rec) and "image_size" not in rec:
-            _image_size(first_sample[i], scenario, i)
+    return {i: _image_size(first_sample[i], scenario, i) for i in indices
+            if fam.needs_image_size(scenario.records[i]) and "image_size" not in scenario.records[i]}
 
 
 def _progress(show: bool):
@@ -290,8 +290,9 @@ def count_ppl_ties(rows: list[dict[str, Any]]) -> int:
 
 def score_and_write(recipe: Recipe, scenario: Scenario, family: str, indices: list[int], samples: list[Sample],
                     answers: dict[str, dict[str, Any]], instruction: Any, rhash: str, engine: Engine, fp: str,
-                    limit: int | None, out: Path) -> dict[str, Any]:
-    """Parse and score the answers with the metric family; write answers.jsonl, results.json, report.md."""
+                    limit: int | None, out: Path, sizes: dict[int, tuple[int, int]]) -> dict[str, Any]:
+    """Parse and score the answers with the metric family; write answers.jsonl, results.json, report.md.
+    ``sizes``: :func:`image_sizes` of the records (read once, before inference)."""
     from lamm.bench.metrics import METRICS
     from lamm.bench.metrics.base import RecordError
     from lamm.bench.report import run_report_markdown
@@ -299,12 +300,11 @@ def score_and_write(recipe: Recipe, scenario: Scenario, family: str, indices: li
 
     fam = METRICS.get(family)
     scored, rows = _record_answers(indices, samples, answers)
-    first_sample = {s.index: s for s in reversed(samples)}
     records = []
     for i in indices:
         rec = dict(scenario.records[i])
-        if fam.needs_image_size(rec) and "image_size" not in rec:
-            rec["image_size"] = list(_image_size(first_sample[i], scenario, i))
+        if i in sizes:
+            rec["image_size"] = list(sizes[i])
         records.append(rec)
     try:
         report = fam.evaluate(scored, records, ci=recipe.metrics.ci, seed=recipe.metrics.seed)
@@ -380,7 +380,7 @@ def run_recipe(recipe: Recipe | str | os.PathLike, model: str | Engine, *, out_d
     samples = scenario.samples(indices)
     if len({s.id for s in samples}) != len(samples):
         raise ScenarioError(f"{scenario.source}: sample ids are not unique; the cache needs unique ids")
-    _check_image_sizes(scenario, family, indices, samples)
+    sizes = image_sizes(scenario, family, indices, samples)
     retriever = build_retriever(recipe, scenario, root)
     engine = model if isinstance(model, Engine) else load_engine(model, media_root=None, **(engine_options or {}))
     fp = engine.fingerprint()
@@ -428,7 +428,7 @@ def run_recipe(recipe: Recipe | str | os.PathLike, model: str | Engine, *, out_d
         if missing:
             raise RuntimeError(f"no answer for {len(missing)} samples (first: {missing[0]!r}); rerun to resume")
         results = score_and_write(recipe, scenario, family, indices, samples, answers, instruction, rhash,
-                                  engine, fp, limit, out)
+                                  engine, fp, limit, out, sizes)
         timings = {"total_s": round(time.time() - t_start, 3), "inference_s": round(t_inf, 3)}
         write_json_atomic(out / "run_info.json", {
             "world_size": dist.world, "generated": n_new, "from_cache": len(samples) - n_new,
