@@ -34,7 +34,7 @@ from typing import Any
 import torch
 
 from lamm.config import config_from_dict, load_yaml
-from lamm.fileio import owned_temp, replace_dir, restore_replaced, write_json_atomic
+from lamm.fileio import owned_temp, replace_dir, write_json_atomic
 from lamm.model.config import ModelConfig
 from lamm.model.llm import base_state_items, quiet_hf_progress, update_tensor_hash
 from lamm.model.lora import describe_lora, is_lora_param, unwrap_base
@@ -171,7 +171,6 @@ def save_checkpoint(model: MultimodalLM, directory: str | os.PathLike, extra_man
     cfg = model.config
     weights = trainable_state_dict(model) if state_dict is None else dict(state_dict)
     final.parent.mkdir(parents=True, exist_ok=True)
-    restore_replaced(final)  # a kill between the two renames of an earlier save left the old copy aside
     tmp = owned_temp(final, "tmp")  # removes the temporaries of killed earlier saves first
     tmp.mkdir()
     try:

@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from lamm.fileio import owned_temp, replace_dir, restore_replaced, write_json_atomic
+from lamm.fileio import owned_temp, replace_dir, write_json_atomic
 
 
 @dataclass
@@ -116,7 +116,6 @@ def export_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os.PathLike,
     llm = model.llm.merge_and_unload() if merged else unwrap_base(model.llm)
 
     final.parent.mkdir(parents=True, exist_ok=True)
-    restore_replaced(final)  # an earlier export killed between its two renames left the old copy aside
     tmp = owned_temp(final, "tmp")  # removes the temporaries of killed earlier exports first
     tmp.mkdir()
     try:
