@@ -169,8 +169,9 @@ def test_convert_file_validates_and_reads_reference_examples(tmp_path):
     records = json.loads(src.read_text()) if src else lamm_2d()
     inp = tmp_path / "in.json"
     inp.write_text(json.dumps(records))
-    assert convert_file(inp, tmp_path / "llava.jsonl", "lamm", "llava") == len(records)
-    assert convert_file(tmp_path / "llava.jsonl", tmp_path / "back.json", "llava", "lamm") == len(records)
+    assert convert_file(inp, tmp_path / "llava.jsonl", "lamm", "llava").written == len(records)
+    back = convert_file(tmp_path / "llava.jsonl", tmp_path / "back.json", "llava", "lamm")
+    assert back.written == len(records)
     assert json.loads((tmp_path / "back.json").read_text()) == records
     bad = tmp_path / "bad.json"
     bad.write_text(
@@ -194,10 +195,13 @@ def test_a_mixed_2d_3d_file_converts_with_skip_other_modality(tmp_path):
     inp.write_text(json.dumps(mixed))
     with pytest.raises(ConvertError, match="--skip-other-modality"):
         convert_file(inp, tmp_path / "x.json", "lamm", "llava")
-    assert convert_file(inp, tmp_path / "l.json", "lamm", "llava", skip_other_modality=True) == len(lamm_2d())
-    assert convert_file(inp, tmp_path / "p.json", "lamm", "pointllm", skip_other_modality=True) == len(lamm_3d())
+    assert convert_file(inp, tmp_path / "l.json", "lamm", "llava", skip_other_modality=True) == (
+        len(lamm_2d()), len(mixed))
+    p = convert_file(inp, tmp_path / "p.json", "lamm", "pointllm", skip_other_modality=True)
+    assert p.written == len(lamm_3d())
     res = CliRunner().invoke(app, ["data", "convert", str(inp), str(tmp_path / "c.json"), "--to", "llava",
                                    "--skip-other-modality"])
     assert res.exit_code == 0, res.output
     out = " ".join(res.output.split())  # rich wraps long lines
-    assert f"wrote {len(lamm_2d())} records" in out and f"{len(lamm_3d())} records of the other modality left out" in out
+    assert f"wrote {len(lamm_2d())} records" in out
+    assert f"{len(lamm_3d())} records of the other modality left out" in out

@@ -84,14 +84,11 @@ def convert(
             "[bold red]error:[/] give --to FORMAT (from LAMM) or --from FORMAT (to LAMM), or both"
         )
         raise typer.Exit(2)
-    from lamm.fileio import read_json_or_jsonl
-
     with user_errors(ConvertError):
-        n = convert_file(
+        n, n_in = convert_file(
             src, dst, from_ or "lamm", to or "lamm", pcl_template=pcl_template, default_task_type=task_type,
             skip_other_modality=skip_other_modality,
         )
-        n_in = len(read_json_or_jsonl(src)) if skip_other_modality else n
     left_out = f"; {n_in - n} records of the other modality left out" if n_in != n else ""
     console.print(f"wrote {n} records ({from_ or 'lamm'} → {to or 'lamm'}) to [bold]{escape(str(dst))}[/]"
                   f"{left_out}")

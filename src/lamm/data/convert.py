@@ -19,7 +19,7 @@ import os
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from lamm.conversation import SYSTEM_MESSAGES, canonical_task_type, system_message
 from lamm.fileio import read_json_or_jsonl
@@ -264,15 +264,23 @@ def convert(records: list[dict[str, Any]], src: str, dst: str, **options: Any) -
     return {"lamm": list, "sharegpt": to_sharegpt}[dst](records)
 
 
+class Converted(NamedTuple):
+    """What :func:`convert_file` did: records ``read`` and ``written`` (fewer only with
+    ``skip_other_modality``)."""
+
+    written: int
+    read: int
+
+
 def convert_file(
     in_path: str | os.PathLike, out_path: str | os.PathLike, src: str, dst: str, **options: Any
-) -> int:
-    """Convert a JSON / JSONL file; LAMM output is validated first (errors list every problem).
-    Returns the number of records written (fewer than read only with ``skip_other_modality``)."""
+) -> Converted:
+    """Convert a JSON / JSONL file; LAMM output is validated first (errors list every problem)."""
     from lamm.data.records import validate_records, write_records
 
+    records = read_json_or_jsonl(in_path)
     try:
-        out = convert(read_json_or_jsonl(in_path), src, dst, **options)
+        out = convert(records, src, dst, **options)
     except ConvertError as e:
         raise ConvertError(f"{in_path}: {e}") from None
     if dst == "lamm":
@@ -283,4 +291,4 @@ def convert_file(
                 f"{in_path}: converted records are not valid LAMM records:\n" + "\n".join(lines)
             )
     write_records(out_path, out)
-    return len(out)
+    return Converted(len(out), len(records))
