@@ -152,8 +152,8 @@ def test_import_foreign_records():
 def test_errors_name_the_record():
     with pytest.raises(ConvertError, match=r"record 0 \(id='sn_1'\): LLaVA has no point clouds"):
         convert(lamm_3d(), "lamm", "llava")
-    with pytest.raises(ConvertError, match="record 0: no 'image'"):
-        convert([{"conversations": [{"from": "human", "value": "hi"}]}], "llava", "lamm")
+    with pytest.raises(ConvertError, match="record 0: 'image' must be a non-empty path"):
+        convert([{"image": "", "conversations": [{"from": "human", "value": "hi"}]}], "llava", "lamm")
     with pytest.raises(ConvertError, match="found 2 media"):
         convert(
             [{"images": ["a.png", "b.png"], "conversations": [{"from": "human", "value": "x"}]}],
@@ -205,3 +205,24 @@ def test_a_mixed_2d_3d_file_converts_with_skip_other_modality(tmp_path):
     out = " ".join(res.output.split())  # rich wraps long lines
     assert f"wrote {len(lamm_2d())} records" in out
     assert f"{len(lamm_3d())} records of the other modality left out" in out
+
+
+def test_text_only_records_cross_every_format_but_pointllm():
+    """LLaVA's mix has text-only dialogues (no "image"): they become text-only LAMM records and go back
+    unchanged; ShareGPT carries them without a media list; PointLLM refuses them unless told to skip."""
+    llava = [{"id": "t1", "conversations": [{"from": "human", "value": "Tell me a joke."},
+                                            {"from": "gpt", "value": "No."}]},
+             {"id": "i1", "image": "a.png", "conversations": [{"from": "human", "value": "<image>\nWhat?"},
+                                                              {"from": "gpt", "value": "A cat."}]}]
+    lamm = convert(llava, "llava", "lamm")
+    assert "image" not in lamm[0] and "pcl" not in lamm[0] and lamm[0]["task_type"] == "conversation"
+    assert lamm[0]["conversations"][0]["value"] == "Tell me a joke." and lamm[1]["image"] == "a.png"
+    assert validate_records(lamm, check_media=False).ok
+    back = convert(lamm, "lamm", "llava")  # task_type is kept (LAMM → X → LAMM gives back the same records)
+    assert [{k: v for k, v in r.items() if k != "task_type"} for r in back] == llava
+    share = convert(lamm, "lamm", "sharegpt")
+    assert "images" not in share[0] and "<image>" not in share[0]["conversations"][0]["value"]
+    assert convert(share, "sharegpt", "lamm") == lamm
+    with pytest.raises(ConvertError, match=r"record 0 \(id='t1'\): PointLLM has no text-only records"):
+        convert(lamm, "lamm", "pointllm")
+    assert convert(lamm[:1], "lamm", "pointllm", skip_other_modality=True) == []

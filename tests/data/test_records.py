@@ -44,7 +44,8 @@ CASES = [
     ("starts with gpt", good(conversations=turns(("gpt", "a"), ("human", "q"))), "conversations[0].from", "error"),
     ("not alternating", good(conversations=turns(("human", "q"), ("human", "q2"))), "conversations[1].from", "error"),
     ("both image and pcl", good(pcl="pcl/ok.npy"), "image|pcl", "error"),
-    ("neither image nor pcl", {k: v for k, v in good().items() if k != "image"}, "image|pcl", "error"),
+    ("text-only with a media task type", {k: v for k, v in good(task_type="VQA").items() if k != "image"},
+     "task_type", "warning"),
     ("unknown task type", good(task_type="dance"), "task_type", "warning"),
     ("empty value", good(conversations=turns(("human", "  "), ("gpt", "a"))), "conversations[0].value", "error"),
     ("media missing", good(image="img/nope.png"), "image", "error"),
@@ -152,3 +153,15 @@ def test_cli_validate_prints_messages_verbatim_not_as_markup(tmp_path):
     flat = " ".join(res.output.split())
     assert "expected 4 numbers [x1, y1, x2, y2], got [0.1, 0.2]" in flat, res.output
     assert "id='a[/b]'" in flat and "[error]" in flat
+
+
+def test_text_only_instruction_records_are_valid_and_counted(root):
+    """LLaVA mixes text-only dialogues into multimodal data: an instruction record without media is valid
+    (modality "text"); a benchmark record without media is still an error."""
+    text = {k: v for k, v in good(id="t").items() if k != "image"}
+    report = validate_records([good(id="i"), text], file="mix.json", root=root, kind="instruction")
+    assert report.ok and not report.problems, [str(p) for p in report.problems]
+    assert report.modalities == {"image": 1, "text": 1}
+    bench = {"id": "b", "query": "What is it?", "label": "cat"}
+    report = validate_records([bench], file="b.json", root=root, kind="benchmark")
+    assert [(p.field, p.severity) for p in report.problems] == [("image|pcl", "error")]

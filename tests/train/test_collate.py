@@ -117,3 +117,34 @@ def test_invalid_records_are_reported_with_file_record_and_field(model, tmp_path
     path.write_text(json.dumps(recs))
     with pytest.raises(DataError, match=r"record 1 id='img1': conversations\[0\]\.from"):
         _dataset(model, path)
+
+
+@torch.no_grad()
+def test_text_only_records_train_beside_media_records(model, tmp_path):
+    """A text-only record (neither image nor pcl, as in LLaVA's mix) passes the record checks, packs
+    beside image and point-cloud samples without crossing them, and a batch of text alone has no media."""
+    path = make_instruction_data(tmp_path, n_images=2, n_clouds=1)
+    recs = json.loads(path.read_text())
+    recs.append({"id": "txt0", "task_type": "conversation",
+                 "conversations": [{"from": "human", "value": "Say hello."}, {"from": "gpt", "value": "Hello."}]})
+    path.write_text(json.dumps(recs))
+    ds = _dataset(model, path)
+    text = ds[len(recs) - 1]
+    assert not text["media"] or all(len(v) == 0 for v in text["media"].values())
+    samples = [ds[0], text, ds[2]]
+    packed = Collator(model.tokenizer.pad_token_id, packing=True, row_length=1024)(samples)
+    out = model(packed["input_ids"], packed["attention_mask"], packed["media"], packed["labels"],
+                packed["position_ids"], reduction="sum")
+    at = 0
+    for s in samples:
+        alone = Collator(model.tokenizer.pad_token_id)([s])
+        o = model(alone["input_ids"], alone["attention_mask"], alone["media"], alone["labels"],
+                  alone["position_ids"], reduction="sum")
+        n = len(s["input_ids"])
+        torch.testing.assert_close(out.logits[0, at:at + n], o.logits[0], atol=1e-5, rtol=0)
+        at += n
+    only_text = Collator(model.tokenizer.pad_token_id)([text])
+    assert not only_text["media"] or all(v.shape[0] == 0 for v in only_text["media"].values())
+    o = model(only_text["input_ids"], only_text["attention_mask"], only_text["media"], only_text["labels"],
+              only_text["position_ids"], reduction="sum")
+    assert int(o.n_supervised) > 0 and torch.isfinite(o.loss)

@@ -9,6 +9,8 @@ sharegpt   ``{"id", "system", "conversations", "images"|"point_clouds": [path]}`
            ``messages`` with ``role``/``content`` are read too)
 =========  ==========================================================================================
 
+A record with neither image nor point cloud is a text-only dialogue (LLaVA mixes such records into its
+data): LAMM, LLaVA and ShareGPT carry it without media or placeholder; PointLLM refuses it.
 Keys a format does not define (``task_type``, provenance) are kept on export, so LAMM → X → LAMM gives
 back the same records. Every record that cannot be converted is an error naming its index and id.
 """
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from lamm.conversation import SYSTEM_MESSAGES, canonical_task_type, system_message
+from lamm.data.records import TEXT_MODALITY
 from lamm.fileio import read_json_or_jsonl
 
 FORMATS = ("lamm", "llava", "pointllm", "sharegpt")
@@ -69,12 +72,11 @@ def _with_placeholder(turns: list[dict[str, str]], token: str) -> list[dict[str,
 
 
 def _modality(rec: dict[str, Any], i: int) -> str:
+    """``image``, ``pcl`` or ``text`` (a text-only record has neither)."""
     have = [k for k in ("image", "pcl") if rec.get(k)]
-    if len(have) != 1:
-        raise ConvertError(
-            f"{_where(i, rec)}: a LAMM record needs exactly one of 'image' / 'pcl', has {have or 'none'}"
-        )
-    return have[0]
+    if len(have) > 1:
+        raise ConvertError(f"{_where(i, rec)}: a LAMM record has at most one of 'image' / 'pcl', has both")
+    return have[0] if have else TEXT_MODALITY
 
 
 # ------------------------------------------------------------------------------------------------ LLaVA
@@ -85,7 +87,11 @@ def to_llava(records: list[dict[str, Any]], skip_other_modality: bool = False) -
     records out (a mixed 2D + 3D file) instead of refusing them."""
     out = []
     for i, rec in enumerate(records):
-        if _modality(rec, i) != "image":
+        mod = _modality(rec, i)
+        if mod == TEXT_MODALITY:  # LLaVA's own text-only records: no image, no placeholder
+            out.append({**rec, "conversations": _turns(rec, i)})
+            continue
+        if mod != "image":
             if skip_other_modality:
                 continue
             raise ConvertError(
@@ -99,13 +105,12 @@ def to_llava(records: list[dict[str, Any]], skip_other_modality: bool = False) -
 def from_llava(
     records: list[dict[str, Any]], default_task_type: str = "conversation"
 ) -> list[dict[str, Any]]:
-    """LLaVA → LAMM; ``<image>`` placeholders are removed; a record without an image is an error."""
+    """LLaVA → LAMM; ``<image>`` placeholders are removed; a record without an image (LLaVA mixes
+    text-only dialogues into its data) becomes a text-only LAMM record."""
     out = []
     for i, rec in enumerate(records):
-        if not rec.get("image"):
-            raise ConvertError(
-                f"{_where(i, rec)}: no 'image' (text-only LLaVA records have no LAMM equivalent)"
-            )
+        if "image" in rec and not (isinstance(rec["image"], str) and rec["image"].strip()):
+            raise ConvertError(f"{_where(i, rec)}: 'image' must be a non-empty path, got {rec['image']!r}")
         out.append(
             {
                 **rec,
@@ -130,9 +135,15 @@ def to_pointllm(records: list[dict[str, Any]], skip_other_modality: bool = False
     leaves image records out (a mixed 2D + 3D file) instead of refusing them."""
     out = []
     for i, rec in enumerate(records):
-        if _modality(rec, i) != "pcl":
+        mod = _modality(rec, i)
+        if mod != "pcl":
             if skip_other_modality:
                 continue
+            if mod == TEXT_MODALITY:
+                raise ConvertError(
+                    f"{_where(i, rec)}: PointLLM has no text-only records; convert them with --to llava or "
+                    "--to sharegpt (--skip-other-modality leaves them out)"
+                )
             raise ConvertError(
                 f"{_where(i, rec)}: PointLLM has no images; convert 2D records with --to llava "
                 "(a file mixing 2D and 3D records: --skip-other-modality, once with each format)"
@@ -184,8 +195,11 @@ def to_sharegpt(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for i, rec in enumerate(records):
         mod = _modality(rec, i)
-        token, key = ("<image>", "images") if mod == "image" else ("<pcl>", "point_clouds")
         rest = {k: v for k, v in rec.items() if k not in ("conversations", mod)}
+        if mod == TEXT_MODALITY:
+            out.append({**rest, "system": system_message(rec.get("task_type")), "conversations": _turns(rec, i)})
+            continue
+        token, key = ("<image>", "images") if mod == "image" else ("<pcl>", "point_clouds")
         out.append(
             {
                 **rest,
@@ -213,17 +227,17 @@ def from_sharegpt(
         if isinstance(rec.get("pcl"), str):
             media["pcl"] = [rec["pcl"]]
         have = {k: v for k, v in media.items() if v}
-        if len(have) != 1 or len(next(iter(have.values()))) != 1:
+        if len(have) > 1 or (have and len(next(iter(have.values()))) != 1):
             raise ConvertError(
-                f"{_where(i, rec)}: a LAMM record has exactly one image or point cloud; found "
+                f"{_where(i, rec)}: a LAMM record has at most one image or point cloud; found "
                 f"{sum(len(v) for v in media.values())} media"
             )
-        mod, paths = next(iter(have.items()))
+        mod, paths = next(iter(have.items())) if have else (TEXT_MODALITY, [])
         task = (
             rec.get("task_type")
             or _SYSTEM_TO_TASK.get(system or "")
             or default_task_type
-            or ("conversation" if mod == "image" else "conversation3d")
+            or ("conversation3d" if mod == "pcl" else "conversation")
         )
         lamm = {
             k: v
@@ -232,7 +246,9 @@ def from_sharegpt(
             not in ("conversations", "messages", "system", "images", "point_clouds", "pcls", "image", "pcl")
         }
         lamm.setdefault("id", f"sharegpt_{i}")
-        lamm.update({mod: paths[0], "task_type": task, "conversations": _strip_placeholders(turns)})
+        lamm.update({"task_type": task, "conversations": _strip_placeholders(turns)})
+        if paths:
+            lamm[mod] = paths[0]
         out.append(lamm)
     return out
 

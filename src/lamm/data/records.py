@@ -21,6 +21,10 @@ from lamm.media import MediaError, load_media, resolve_media_path
 
 ROLES = ("human", "gpt")
 MODALITY_KEYS = ("image", "pcl")
+#: the modality of an instruction record with neither ``image`` nor ``pcl`` (text-only dialogue)
+TEXT_MODALITY = "text"
+#: task types that make sense without media (the others ask about an image or a point cloud)
+TEXT_TASK_TYPES = ("normal", "conversation", "commonsenseqa")
 BENCHMARK_GT_FIELDS = (
     "label", "object", "gt_choice", "gt_choices", "sentences", "num", "word_list", "attr",
     "gt_joints", "points",
@@ -96,6 +100,11 @@ def write_records(path: str | os.PathLike, records: Iterable[dict[str, Any]]) ->
         write_json_atomic(path, list(records))
 
 
+def record_modality(record: dict[str, Any]) -> str:
+    """``"image"``, ``"pcl"`` or ``"text"`` (neither key: a text-only instruction record)."""
+    return next((k for k in MODALITY_KEYS if k in record), TEXT_MODALITY)
+
+
 def detect_kind(records: list[dict[str, Any]]) -> str:
     """``"instruction"`` when records carry ``conversations``, ``"benchmark"`` when they carry ``query``."""
     n_conv = sum("conversations" in r for r in records)
@@ -153,17 +162,22 @@ class _Checker:
         self.out.append(Problem(self.file, self.index, self.rid, fld, msg, "warning"))
 
 
-def _check_common(rec: dict[str, Any], c: _Checker, root: str | None, check_media: bool) -> str | None:
+def _check_common(rec: dict[str, Any], c: _Checker, root: str | None, check_media: bool,
+                  kind: str) -> str | None:
+    """Checks every record kind shares; returns its modality: ``image``, ``pcl``, ``text`` (an
+    instruction record without media) or ``None`` when the modality fields are invalid."""
     if "id" not in rec:
         c.error("id", "missing")
     elif not isinstance(rec["id"], (str, int)) or str(rec["id"]).strip() == "":
         c.error("id", f"must be a non-empty string or integer, got {rec['id']!r}")
     present = [k for k in MODALITY_KEYS if k in rec]
     if len(present) == 0:
-        c.error("image|pcl", "record has neither 'image' nor 'pcl'; give exactly one")
+        if kind == "instruction":  # text-only dialogue, mixed into multimodal training as LLaVA does
+            return TEXT_MODALITY
+        c.error("image|pcl", "record has neither 'image' nor 'pcl'; a benchmark record needs exactly one")
         return None
     if len(present) == 2:
-        c.error("image|pcl", "record has both 'image' and 'pcl'; give exactly one")
+        c.error("image|pcl", "record has both 'image' and 'pcl'; give at most one")
         return None
     key = present[0]
     value = rec[key]
@@ -194,6 +208,9 @@ def _check_instruction(rec: dict[str, Any], c: _Checker, modality: str | None) -
         c.warn("task_type", f"3D task type {task_type!r} on an image record")
     elif modality == "pcl" and canonical_task_type(task_type) in TASK_TYPES_2D:
         c.warn("task_type", f"2D task type {task_type!r} on a point-cloud record")
+    elif modality == TEXT_MODALITY and canonical_task_type(task_type) not in TEXT_TASK_TYPES:
+        c.warn("task_type", f"task type {task_type!r} asks about media, but the record has neither 'image' "
+               f"nor 'pcl'; text-only records usually use {', '.join(TEXT_TASK_TYPES)}")
     conv = rec.get("conversations")
     if conv is None:
         c.error("conversations", "missing")
@@ -303,7 +320,7 @@ def validate_records(
             if rid in seen_ids and kind == "instruction":
                 c.warn("id", f"duplicate id (first at record {seen_ids[rid]})")
             seen_ids.setdefault(rid, i)
-        modality = _check_common(rec, c, root_s, check_media)
+        modality = _check_common(rec, c, root_s, check_media, kind)
         if modality:
             report.modalities[modality] += 1
         tt = _check_instruction(rec, c, modality) if kind == "instruction" else _check_benchmark(rec, c, modality)

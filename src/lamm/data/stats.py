@@ -12,6 +12,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from lamm.data.records import TEXT_MODALITY, record_modality
+
 LENGTH_BINS = (1, 2, 5, 10, 20, 50, 100, 200, 500)  # upper edges (inclusive), in words
 
 
@@ -51,9 +53,10 @@ def split_stats(records: list[dict[str, Any]]) -> dict[str, Any]:
         tasks[r.get("task_type", "normal")] += 1
         sources[r.get("src_dataset", "unknown")] += 1
         builders[r.get("builder", "unknown")] += 1
-        mod = "image" if "image" in r else "pcl"
+        mod = record_modality(r)
         modality[mod] += 1
-        media.add(r.get(mod))
+        if mod != TEXT_MODALITY:
+            media.add(r.get(mod))
         conv = r.get("conversations") or []
         turns[len(conv)] += 1
         for t in conv:
