@@ -46,12 +46,10 @@ def test_block_causal_mask_blocks_other_samples_and_padding():
     assert model_attention_mask(m[None, None], "flash_attention_2", torch.float32) is None
 
 
-@torch.no_grad()
-def test_packed_logits_equal_each_sample_alone(model, train_data):
-    ds = _dataset(model, train_data)
-    samples = [ds[i] for i in (0, 1, 13, 3)]  # images, a point cloud, a multi-turn record
-    coll = Collator(model.tokenizer.pad_token_id, packing=True, row_length=1024)
-    packed = coll(samples)
+def _packed_vs_alone(model, samples):
+    """Pack ``samples`` into one row, check each sample's logits equal its logits alone; returns the
+    packed batch, its output, and the summed loss and supervised count of the samples alone."""
+    packed = Collator(model.tokenizer.pad_token_id, packing=True, row_length=1024)(samples)
     assert packed["input_ids"].shape[0] == 1
     out = model(packed["input_ids"], packed["attention_mask"], packed["media"], packed["labels"],
                 packed["position_ids"], reduction="sum")
@@ -65,6 +63,14 @@ def test_packed_logits_equal_each_sample_alone(model, train_data):
         total += float(o.loss)
         n_sup += int(o.n_supervised)
         at += n
+    return packed, out, total, n_sup
+
+
+@torch.no_grad()
+def test_packed_logits_equal_each_sample_alone(model, train_data):
+    ds = _dataset(model, train_data)
+    samples = [ds[i] for i in (0, 1, 13, 3)]  # images, a point cloud, a multi-turn record
+    packed, out, total, n_sup = _packed_vs_alone(model, samples)
     # the loss of the packed row is exactly the sum of the samples' losses: nothing crosses a boundary
     assert int(out.n_supervised) == n_sup == packed["n_supervised"]
     assert float(out.loss) == pytest.approx(total, rel=1e-5)
@@ -131,18 +137,7 @@ def test_text_only_records_train_beside_media_records(model, tmp_path):
     ds = _dataset(model, path)
     text = ds[len(recs) - 1]
     assert not text["media"] or all(len(v) == 0 for v in text["media"].values())
-    samples = [ds[0], text, ds[2]]
-    packed = Collator(model.tokenizer.pad_token_id, packing=True, row_length=1024)(samples)
-    out = model(packed["input_ids"], packed["attention_mask"], packed["media"], packed["labels"],
-                packed["position_ids"], reduction="sum")
-    at = 0
-    for s in samples:
-        alone = Collator(model.tokenizer.pad_token_id)([s])
-        o = model(alone["input_ids"], alone["attention_mask"], alone["media"], alone["labels"],
-                  alone["position_ids"], reduction="sum")
-        n = len(s["input_ids"])
-        torch.testing.assert_close(out.logits[0, at:at + n], o.logits[0], atol=1e-5, rtol=0)
-        at += n
+    _packed_vs_alone(model, [ds[0], text, ds[2]])
     only_text = Collator(model.tokenizer.pad_token_id)([text])
     assert not only_text["media"] or all(v.shape[0] == 0 for v in only_text["media"].values())
     o = model(only_text["input_ids"], only_text["attention_mask"], only_text["media"], only_text["labels"],
