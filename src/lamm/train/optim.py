@@ -68,9 +68,12 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
     groups = param_groups(model.named_parameters(), cfg)
     if not groups:
         raise ValueError("no trainable parameters: check the training stage and the model's LoRA settings")
-    # foreach=False: the per-parameter loop gives the same bits however parameters are grouped, which
-    # the bit-exact resume test relies on; the cost is negligible for LoRA-sized parameter sets.
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, foreach=False)
+    # On the CPU, the per-parameter loop (foreach=False) gives the same bits however parameters are
+    # grouped, which the bit-exact resume and loss-invariance tests rely on. On a GPU, LoRA's ~260 small
+    # tensors cost ~7 kernel launches each in that loop (~10 ms a step at the 7B shapes, ~3% of a step);
+    # the multi-tensor path (torch's own default there, and the plain recipe's) launches a few per group.
+    on_gpu = all(p.is_cuda for g in groups for p in g["params"])
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, foreach=on_gpu)
 
 
 def warmup_steps(cfg: OptimConfig, total_steps: int) -> int:
