@@ -1,7 +1,9 @@
 """Atomic file writes and JSON / JSONL reading shared by every part of the project.
 
 Nothing is ever left half-written: every writer goes through a temporary file in the target's
-directory and an ``os.replace``, which is atomic on POSIX file systems.
+directory and an ``os.replace``, which is atomic on POSIX file systems. The one exception is an
+append-only JSONL log (:func:`append_jsonl`), whose last line a kill may cut: every resume reads such a
+file with :func:`read_appended_jsonl`, which settles once what is a cut write and what is damage.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import re
 import shutil
 import socket
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -236,3 +239,152 @@ def read_json_or_jsonl(path: str | os.PathLike) -> list[Any]:
                 f"{p}: line {lineno} is not valid JSON ({e.msg}); fix or remove that line"
             ) from e
     return rows
+
+
+# ------------------------------------------------------------------- append-only JSONL that a kill may cut
+_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True)
+class AppendedJsonl:
+    """What :func:`read_appended_jsonl` found: the rows (JSON objects) in file order with their 1-based
+    line numbers, and what a kill left at the end."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    line_numbers: list[int] = field(default_factory=list)
+    #: line number of a cut last line that was dropped (``None``: there was none)
+    torn_line: int | None = None
+    #: bytes of that cut line (0: none)
+    torn_bytes: int = 0
+    #: the last row was whole but lacked its ``"\n"`` (with ``repair`` one was appended)
+    unterminated: bool = False
+
+
+def _parse_jsonl_line(raw: bytes) -> tuple[dict[str, Any] | None, str, str]:
+    """``(row, kind, why)`` of one line's bytes (without its ``"\\n"``); ``kind`` is ``ok``, ``blank``,
+    ``undecodable``, ``invalid`` or ``not_object``, and ``why`` says what is wrong."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return None, "undecodable", f"not UTF-8 at byte {e.start + 1}"
+    text = text.removesuffix("\r")
+    if not text.strip():
+        return None, "blank", ""
+    try:
+        row = json.loads(text)
+    except json.JSONDecodeError as e:
+        return None, "invalid", f"invalid JSON: {e.msg} at column {e.colno}"
+    if not isinstance(row, dict):
+        names = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+        return None, "not_object", f"{names.get(type(row), 'a number')}, not a JSON object"
+    return row, "ok", ""
+
+
+def _mend_tail(p: Path, size: int, cut_at: int | None) -> None:
+    """Cut ``p`` back to byte ``cut_at`` (a torn last line), or append the missing ``"\\n"`` of a whole
+    last line when ``cut_at`` is None; ``size`` is the size it had when read. One truncate or one
+    one-byte append, fsync'ed."""
+    with open(p, "r+b") as fh:
+        if fh.seek(0, os.SEEK_END) != size:
+            raise FileFormatError(f"{p}: changed while it was being read (another process appends to it?); "
+                                  "stop the other writer, then run again")
+        if cut_at is not None:
+            fh.truncate(cut_at)
+        else:
+            fh.write(b"\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_appended_jsonl(path: str | os.PathLike, *, repair: bool = False, what: str = "JSON line",
+                        fix: str = "fix or delete that line, then run again") -> AppendedJsonl:
+    r"""Read an append-only JSONL file (one JSON object per line, written by :func:`append_jsonl` or
+    alike) whose last write a kill (SIGKILL mid-write) may have cut, for a resume.
+
+    The rules, the same for every such file:
+
+    - A missing file is an empty one. A leading UTF-8 byte-order mark is ignored, lines end at
+      ``"\n"`` only (U+2028 and friends stay inside strings, see :func:`jsonl_lines`), a trailing
+      ``"\r"`` and blank lines are ignored.
+    - Every line that ends with ``"\n"`` must be a JSON object in UTF-8. A writer puts the ``"\n"``
+      last, so a line that has it was written whole: if it does not parse, the file was damaged some
+      other way. That is a :class:`FileFormatError` naming the file and line (``FILE:LINE: not a valid
+      {what} (...)``, then ``fix``), whichever line it is: nothing is guessed or skipped silently.
+    - The bytes after the last ``"\n"`` are the write a kill may have cut. If they are not UTF-8 (cut
+      inside a multi-byte character) or do not parse, they are a *torn* line: dropped (``torn_line``,
+      ``torn_bytes``). If they parse as a JSON object they are a whole row that only lacks its ``"\n"``
+      (``unterminated``): an object's closing brace is its last character, so no cut of a longer
+      object parses, and a file edited by hand often ends that way. A whole value that is not an
+      object is an error as above.
+
+    With ``repair`` the file is mended for appending: a torn line is cut off by truncating the file at
+    the end of the last whole line, or the missing ``"\n"`` is appended (else the next appended row
+    would be glued onto it). A truncate, not an atomic rewrite: it changes no byte of the whole lines,
+    costs nothing on a large file, and a kill during it leaves the file either as it was (mended on
+    the next read) or mended. The file must have one writer at a time, this process: a size that
+    changed while it was read is an error.
+    """
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        return AppendedJsonl()
+    start = len(_BOM) if data.startswith(_BOM) else 0
+    end = max(data.rfind(b"\n") + 1, start)  # just past the last whole line
+    lines = data[start:end].split(b"\n")[:-1]
+    rows, numbers = [], []
+    for n, raw in enumerate(lines, start=1):
+        row, kind, why = _parse_jsonl_line(raw)
+        if kind == "blank":
+            continue
+        if row is None:
+            raise FileFormatError(f"{p}:{n}: not a valid {what} ({why}); only a last line without its "
+                                  f"newline can be a write cut by a kill, so this is damage: {fix}")
+        rows.append(row)
+        numbers.append(n)
+    tail = data[end:]
+    torn_line, unterminated = None, False
+    if tail:
+        n = len(lines) + 1
+        row, kind, why = _parse_jsonl_line(tail)
+        if kind == "not_object":
+            raise FileFormatError(f"{p}:{n}: not a valid {what} ({why}); {fix}")
+        if row is None:
+            torn_line = n
+        else:
+            rows.append(row)
+            numbers.append(n)
+            unterminated = True
+    if repair and (torn_line is not None or unterminated):
+        _mend_tail(p, len(data), end if torn_line is not None else None)
+    return AppendedJsonl(rows, numbers, torn_line, len(tail) if torn_line is not None else 0, unterminated)
+
+
+def cut_torn_tail(path: str | os.PathLike, block: int = 1 << 16) -> int:
+    r"""Make an append-only JSONL log ready for appending without reading it all: a torn last line (see
+    :func:`read_appended_jsonl`) is cut off, a whole last row that lacks its ``"\n"`` gets one. Only
+    the last line is looked at (a log's earlier lines are not this function's to judge). Returns the
+    number of bytes cut (0 when none or when the file is missing)."""
+    p = Path(path)
+    try:
+        with open(p, "rb") as fh:  # back from the end, one block at a time, to the last "\n"
+            size = fh.seek(0, os.SEEK_END)
+            pos, tail = size, b""
+            while pos > 0 and b"\n" not in tail:
+                step = min(block, pos)
+                pos -= step
+                fh.seek(pos)
+                tail = fh.read(step) + tail
+    except FileNotFoundError:
+        return 0
+    end = pos + tail.rfind(b"\n") + 1  # 0 when the file holds no "\n"
+    tail = tail[end - pos:]
+    if end == 0 and tail.startswith(_BOM):
+        tail, end = tail[len(_BOM):], len(_BOM)
+    if not tail:
+        return 0
+    row, kind, _ = _parse_jsonl_line(tail)
+    if kind == "not_object":  # whole, just not a row: a log keeps it, on its own line
+        row = {}
+    _mend_tail(p, size, end if row is None else None)
+    return size - end if row is None else 0

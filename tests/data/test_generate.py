@@ -490,3 +490,33 @@ def test_done_records_with_unicode_line_separators_read_back(tmp_path):
     rec = {"id": "r1", "conversations": [{"from": "gpt", "value": "one\u2028two\u2029three\x85four"}]}
     out.write_text(json.dumps(rec, ensure_ascii=False) + "\n", encoding="utf-8")
     assert read_done(out) == {"r1": rec}
+
+
+def test_resume_cuts_a_torn_output_line_and_log_event_and_says_so(tmp_path):
+    """A kill inside a multi-byte character of the output's last record and inside the log's last event:
+    the record is generated again (counted as ``torn_line_dropped``), the log's next event starts its
+    own line, and a damaged line that is not the last stops the run naming it."""
+    pack = load_pack("c3_description")
+    text = ("The picture shows a brown dog running across a green park towards a small ball that lies près "
+            "the right edge, with trees far behind.")
+    eng = ScriptEngine(lambda k, n: json.dumps({"description": text}, ensure_ascii=False))
+    out, log = tmp_path / "c3.jsonl", tmp_path / "c3.log.jsonl"
+    jobs, _ = plan_jobs(source_records(3), pack, seed=0)
+    Generator(eng, pack, job(kind="description"), seed=0).run(jobs, out)
+    whole = out.read_bytes()
+    last = whole.splitlines(keepends=True)[-1]
+    out.write_bytes(whole[: len(whole) - len(last)] + last[: last.index("è".encode()) + 1])
+    log.write_bytes(log.read_bytes() + b'{"id": "coco2017_2_description", "att')
+    gen = Generator(eng, pack, job(kind="description"), seed=0)
+    gen.run(jobs, out)
+    assert gen.summary.torn_line_dropped and (gen.summary.already_done, gen.summary.generated) == (2, 1)
+    assert out.read_bytes() == whole and sum(eng.calls.values()) == 4
+    assert [json.loads(x)["status"] for x in log.read_text(encoding="utf-8").splitlines()] == ["ok"] * 4
+    again = Generator(eng, pack, job(kind="description"), seed=0)
+    again.run(jobs, out)
+    assert not again.summary.torn_line_dropped and again.summary.already_done == 3
+    out.write_bytes(b'{"id": "x"}\n{"no_id": 1}\n' + whole)
+    with pytest.raises(ValueError, match=r"c3.jsonl:2: not a valid record line \(no 'id'\); fix or delete"):
+        read_done(out)
+    out.write_bytes(b'\xef\xbb\xbf{"id": "x"}\n{"id": "x", "v": 2}\n')  # a BOM; a later line supersedes
+    assert read_done(out) == {"x": {"id": "x", "v": 2}}

@@ -11,7 +11,6 @@ the step spent waiting for the data loader), ``peak_mem_gb`` and ``dropped_sampl
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import time
@@ -22,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lamm.fileio import append_jsonl, jsonl_lines, write_jsonl_atomic
+from lamm.fileio import FileFormatError, append_jsonl, read_appended_jsonl, write_jsonl_atomic
 
 # Dense peak FLOP/s of one device: (bf16/fp16 tensor cores, fp32 without TF32). Sources: vendor
 # datasheets (SXM parts). Matched by substring of torch.cuda.get_device_name(), first hit wins.
@@ -138,20 +137,25 @@ class Meter:
             self._truncate_after(start_step)
 
     def _truncate_after(self, step: int) -> None:
-        """On resume, drop rows logged after the checkpoint (a killed run's tail) so steps never repeat."""
+        """On resume, drop rows logged after the checkpoint (a killed run's tail) so steps never repeat.
+
+        Read by :func:`lamm.fileio.read_appended_jsonl`: a last line cut by the kill that ended the run
+        is dropped (its step is after the checkpoint anyway); a damaged line elsewhere is an error. Rows
+        without ``step`` (events) are kept. Rewritten atomically, and only when something is dropped.
+        """
         assert self.path is not None
-        if not self.path.exists():
-            return
-        lines = [line for _, line in jsonl_lines(self.path.read_text(encoding="utf-8")) if line.strip()]
-        rows = []
-        for i, line in enumerate(lines):
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                if i < len(lines) - 1:
-                    raise ValueError(f"{self.path}: line {i + 1} is not valid JSON; fix or delete that line") from None
-                # the last line was cut by the kill that ended the run: its step is after the checkpoint anyway
-        write_jsonl_atomic(self.path, [r for r in rows if r.get("step", 0) <= step])
+        fix = "fix or delete that line, then resume again"
+        log = read_appended_jsonl(self.path, what="metrics row", fix=fix)
+        keep = []
+        for n, row in zip(log.line_numbers, log.rows):
+            at = row.get("step", 0)
+            if isinstance(at, bool) or not isinstance(at, int | float):
+                raise FileFormatError(f"{self.path}:{n}: not a valid metrics row ('step' is {at!r}, not a "
+                                      f"number); {fix}")
+            if at <= step:
+                keep.append(row)
+        if len(keep) < len(log.rows) or log.torn_line is not None or log.unterminated:
+            write_jsonl_atomic(self.path, keep)
 
     def log_step(self, step: int, *, loss: float, lr: float, grad_norm: float | None, samples: int, tokens: int,
                  supervised: int, step_time: float, data_time: float, dropped: int,

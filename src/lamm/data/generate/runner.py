@@ -4,8 +4,10 @@ and resume from an append-only JSONL output.
 Resume contract: every accepted record is appended (and fsync'ed) to ``OUT.jsonl`` the moment it is
 validated; a restarted run reads the ids already there and only asks for the rest, so a killed build
 continues without duplicating or losing records. A line cut off by a kill mid-write is truncated away
-(its record is simply generated again). Every attempt is logged to ``OUT.log.jsonl``; the totals go to
-``OUT.summary.json``.
+(its record is simply generated again; the summary's ``torn_line_dropped`` says so) by the shared
+reader :func:`lamm.fileio.read_appended_jsonl`; any other damaged line is an error naming it. Every
+attempt is logged to ``OUT.log.jsonl`` (a cut last event is cut off before the run appends to it); the
+totals go to ``OUT.summary.json``.
 
 A resumed record keeps only its generated turns: its media path and provenance are taken from the
 current source record (a fixed ``image_prefix`` reaches every record). Each record stores the SHA-256
@@ -17,7 +19,6 @@ differs (the annotations changed), the record is generated again, appended, and 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import time
@@ -33,7 +34,14 @@ from pydantic import Field
 from lamm.config import Config
 from lamm.conversation import Conversation, Message
 from lamm.data.builders.base import pick, record_id, rng_for, stable_int
-from lamm.fileio import append_jsonl, jsonl_lines, write_json_atomic
+from lamm.fileio import (
+    AppendedJsonl,
+    FileFormatError,
+    append_jsonl,
+    cut_torn_tail,
+    read_appended_jsonl,
+    write_json_atomic,
+)
 from lamm.infer.engine import Engine, GenerateRequest, GenerationSettings
 
 from .context import render_context
@@ -82,6 +90,7 @@ class GenerationSummary:
     jobs: int = 0
     already_done: int = 0
     regenerated: int = 0  # done records whose annotation context changed since, generated again
+    torn_line_dropped: bool = False  # the output's last line was cut by a kill: cut off, generated again
     generated: int = 0
     failed: int = 0
     not_applicable: int = 0
@@ -154,32 +163,25 @@ def context_hash(context: str) -> str:
     return hashlib.sha256(context.encode("utf-8")).hexdigest()
 
 
+def _read_done(path: str | os.PathLike) -> tuple[dict[str, dict[str, Any]], AppendedJsonl]:
+    """:func:`read_done` and what the read found (a torn last line cut off, ...)."""
+    p = Path(path)
+    fix = "fix or delete that line to resume"
+    log = read_appended_jsonl(p, repair=True, what="record line", fix=fix)
+    done: dict[str, dict[str, Any]] = {}
+    for n, rec in zip(log.line_numbers, log.rows):
+        if "id" not in rec:
+            raise FileFormatError(f"{p}:{n}: not a valid record line (no 'id'); {fix}")
+        done[str(rec["id"])] = rec
+    return done, log
+
+
 def read_done(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     """Records already in an append-only output, by id (a later line of an id supersedes an earlier
-    one: a regenerated record is appended). A torn last line (a kill mid-write) is cut off."""
-    p = Path(path)
-    if not p.exists():
-        return {}
-    raw = p.read_bytes()
-    good_end = raw.rfind(b"\n") + 1
-    if good_end < len(raw):
-        with open(p, "r+b") as fh:  # drop the partial line; its record is generated again
-            fh.truncate(good_end)
-        raw = raw[:good_end]
-    done: dict[str, dict[str, Any]] = {}
-    for n, line in jsonl_lines(raw.decode("utf-8")):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(
-                f"{p}: line {n} is not valid JSON ({e.msg}); fix or delete that line to resume"
-            ) from None
-        if not isinstance(rec, dict) or "id" not in rec:
-            raise ValueError(f"{p}: line {n} is not a record with an 'id'; fix or delete that line to resume")
-        done[str(rec["id"])] = rec
-    return done
+    one: a regenerated record is appended). Read by :func:`lamm.fileio.read_appended_jsonl`: a torn
+    last line (a kill mid-write) is cut off the file and its record generated again; a damaged line
+    elsewhere, or a record without ``id``, is an error naming the line."""
+    return _read_done(path)[0]
 
 
 class Generator:
@@ -270,7 +272,8 @@ class Generator:
         out = Path(out_path)
         out.parent.mkdir(parents=True, exist_ok=True)
         log = out.with_name(out.stem + ".log.jsonl")
-        done = read_done(out)
+        done, read = _read_done(out)
+        cut_torn_tail(log)  # a kill may have cut the log's last event too: the next one starts a line
         for rec in done.values():
             # resuming must not mix records made from another prompt or seed into one dataset
             made_with = str(rec.get("template_id", "")).split(":")[0]
@@ -282,6 +285,7 @@ class Generator:
                 )
         s = self.summary
         s.jobs = len(jobs)
+        s.torn_line_dropped = read.torn_line is not None
         for j in jobs:
             if j.id in done:
                 fresh = self._resumed(j, done[j.id])
