@@ -293,3 +293,88 @@ def test_batch_sampling_is_reproducible_and_seeded_per_question(tmp_path, image_
         runs.append([r["answer"] for r in _rows(tmp_path / f"{name}.jsonl")])
     assert runs[0] == runs[1] == runs[2]
     assert len(set(runs[0])) > 1, runs[0]  # not one draw repeated for every question
+
+
+def test_a_whole_answer_line_is_kept_or_refused_never_dropped(tmp_path):
+    """Only a last line without its newline can be a cut write. A whole last answer that merely lacks its
+    newline (a hand edit) counts as done and gets one; a whole line without ``question_id`` is not a
+    cut write either: an error naming it, not silently dropped (the old reader dropped it)."""
+    p = tmp_path / "a.jsonl"
+    p.write_text('{"question_id": "a"}\n{"question_id": "b", "answer": "猫"}', encoding="utf-8")
+    assert load_done(p) == ({"a", "b"}, False)
+    assert p.read_text(encoding="utf-8").endswith('"猫"}\n')
+    p.write_text('{"question_id": "a"}\n{"answer": "no id"}\n', encoding="utf-8")
+    with pytest.raises(FileFormatError, match=r"a.jsonl:2: not a valid answer line \(no 'question_id'\)"):
+        load_done(p)
+    assert p.read_text(encoding="utf-8") == '{"question_id": "a"}\n{"answer": "no id"}\n'
+
+
+# --------------------------------------------------------------------- prompts that do not fit the context
+# the dummy counts words: its system message is 18, "question number N?" 3 more; a context of 26 words
+# leaves 5 for a reply
+_FITS_CTX = 26
+
+
+def _context_questions(tmp_path: Path) -> Path:
+    rows = [{"question_id": f"q{i}", "text": f"question number {i}?"} for i in range(5)]
+    rows[2]["text"] = "far too long " * 20
+    p = tmp_path / "questions.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return p
+
+
+def test_batch_reports_a_question_that_does_not_fit_and_answers_the_rest(tmp_path):
+    """The over-long question is named with its numbers, nothing is written for it (so it is not done),
+    every other question is answered (capped ones included), and a rerun asks only it."""
+    from lamm.infer.chat import QuestionsRefused
+
+    q, out = _context_questions(tmp_path), tmp_path / "answers.jsonl"
+    engine = load_engine("dummy:constant=one two three four five six seven", context_length=_FITS_CTX)
+    with pytest.raises(QuestionsRefused) as err:
+        run_batch(engine, q, out, chunk=2)
+    msg = str(err.value)
+    assert "question_id 'q2' (78 tokens)" in msg and "context of 26 tokens" in msg and "rerun" in msg
+    assert err.value.summary.answered == 4 and err.value.summary.refused == ["q2"]
+    rows = _rows(out)
+    assert [r["question_id"] for r in rows] == ["q0", "q1", "q3", "q4"]
+    assert {r["answer"] for r in rows} == {"one two three four five"}  # capped at the room left
+    bigger = load_engine("dummy:constant=one two three four five six seven", context_length=100)
+    s = run_batch(bigger, q, out, chunk=2)
+    assert (s.answered, s.skipped_done, s.refused) == (1, 4, [])
+    assert [r["question_id"] for r in _rows(out)] == ["q0", "q1", "q3", "q4", "q2"]
+
+
+def test_cli_batch_mode_names_the_question_that_does_not_fit(tmp_path):
+    from lamm.cli.main import app
+
+    q, out = _context_questions(tmp_path), tmp_path / "answers.jsonl"
+    res = CliRunner().invoke(app, ["chat", "--model", "dummy", "-o", f"context_length={_FITS_CTX}",
+                                   "--questions", str(q), "--answers", str(out)])
+    assert res.exit_code == 2, res.output
+    assert "question_id 'q2'" in res.output and len(_rows(out)) == 4
+
+
+def test_terminal_chat_shows_a_context_refusal_and_goes_on():
+    from lamm.infer.chat import run_interactive
+
+    engine = load_engine("dummy:constant=one two three four five six seven", context_length=_FITS_CTX)
+    session = ChatSession(engine)
+    lines = iter(["far too long " * 20, "question number 1?", "and now?"])
+    out: list[str] = []
+
+    def read(_prompt: str) -> str:
+        try:
+            return next(lines)
+        except StopIteration:
+            raise EOFError from None
+
+    run_interactive(session, read, out.append)
+    text = "".join(out)
+    assert "error: request 0: the prompt takes 78 tokens; the model's context is 26 tokens" in text
+    assert "/reset clears the history" in text
+    # the next question is answered, cut at the context, and the note says why
+    note = "[the reply stopped at the end of the model's context (26 tokens)"
+    assert f"lamm> one two three four five\n{note}" in text
+    # with that reply in the history the third question no longer fits: refused, the session still alive
+    assert text.count("error: request 0") == 2
+    assert [m.role for m in session.messages] == ["user", "assistant"]

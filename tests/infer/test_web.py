@@ -125,3 +125,23 @@ def test_failed_exchanges_are_not_sent_back_to_the_model(image_file):
     conv = history_conversation(hist, "what colour?", str(image_file), None)
     assert [(m.role, m.content) for m in conv.messages] == [
         ("user", "what is it?"), ("assistant", "a circle"), ("user", "what colour?")]
+
+
+def test_chat_turn_shows_a_context_refusal_and_the_chat_goes_on():
+    """A question that does not fit is a ⚠️ reply with the numbers; the next question works, and the
+    refused exchange is not sent back to the model. A reply cut by the context carries the demo's note,
+    which is not sent back either."""
+    from lamm.infer.web import CONTEXT_NOTE, ERROR_MARK, chat_turn
+
+    # the dummy counts words: 18 of system message + 3 of question, 5 left for the reply
+    engine = load_engine("dummy:constant=one two three four five six seven", context_length=26)
+    settings = GenerationSettings(max_new_tokens=50)
+    history = list(chat_turn(engine, [], "far too long " * 20, None, None, settings))[-1]
+    assert history[-1]["content"].startswith(ERROR_MARK)
+    assert "the prompt takes 78 tokens; the model's context is 26 tokens" in history[-1]["content"]
+    assert "Clear chat" in history[-1]["content"]
+    history = list(chat_turn(engine, history, "question number 1?", None, None, settings))[-1]
+    assert history[-1]["content"] == "one two three four five" + CONTEXT_NOTE
+    conv = history_conversation(history, "next?", None, None)
+    assert [(m.role, m.content) for m in conv.messages] == [
+        ("user", "question number 1?"), ("assistant", "one two three four five"), ("user", "next?")]

@@ -6,8 +6,14 @@ so attaching new media starts a new conversation about it; text turns accumulate
 Batch mode reads questions (JSONL lines ``{"question_id", "text", "image" | "pcl"}``) and appends one
 answer line per question (``{"question_id", "prompt", "answer", "model", "image" | "pcl"}``), flushed
 to disk as each answer is made. Re-running with the same answers file resumes: answered ids are
-skipped, and a truncated last line (a run killed mid-write) is dropped by rewriting the file
-atomically without it, which the summary reports.
+skipped, and a truncated last line (a run killed mid-write) is cut off the file
+(:func:`lamm.fileio.read_appended_jsonl`), which the summary reports.
+
+Prompts that do not fit the model's context (the engine refuses them: ``ContextLengthError``): batch
+mode answers every other question, writes nothing for the refused ones (so they are not "done", and a
+rerun asks only them again), and then raises :class:`QuestionsRefused` naming each one's question_id
+and token counts. The terminal chat prints the error and goes on (``/reset`` frees the history); a
+reply that the context cut short is followed by a note saying so.
 """
 
 from __future__ import annotations
@@ -20,8 +26,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from lamm.conversation import Conversation, MediaRef, Message
-from lamm.fileio import FileFormatError, jsonl_lines, read_text_utf8, write_text_atomic
-from lamm.infer.engine import Engine, GenerateRequest, GenerationSettings
+from lamm.fileio import FileFormatError, jsonl_lines, read_appended_jsonl, read_text_utf8
+from lamm.infer.engine import ContextLengthError, Engine, GenerateRequest, GenerationSettings, context_filled
 from lamm.media import MediaError
 
 HELP = ("commands: /image PATH (new chat about an image), /pcl PATH (new chat about a point cloud), "
@@ -101,6 +107,12 @@ def run_interactive(session: ChatSession, read: Callable[[str], str], write: Cal
                 for piece in session.ask(line):
                     write(piece)
                 write("\n")
+                ctx = context_filled(session.engine)
+                if ctx is not None:
+                    write(f"[the reply stopped at the end of the model's context ({ctx} tokens); "
+                          "/reset clears the history]\n")
+        except ContextLengthError as e:  # the question (with the history) does not fit: the session goes on
+            write(f"\nerror: {e}; /reset clears the history\n")
         except (MediaError, ValueError, OSError) as e:
             write(f"error: {e}\n")
 
@@ -116,6 +128,28 @@ class BatchSummary:
     dropped_truncated_line: bool = False
     answers_path: str = ""
     notes: list[str] = field(default_factory=list)
+    #: question_ids whose prompt does not fit the model's context (nothing written for them)
+    refused: list[str] = field(default_factory=list)
+
+
+class QuestionsRefused(ValueError):
+    """Batch questions whose prompt does not fit the model's context, raised once every other question
+    was answered. Nothing was written for them, so a rerun asks only them again. ``summary``: the run's
+    :class:`BatchSummary`; ``details``: ``(question_id, prompt tokens, context)`` per refused question."""
+
+    def __init__(self, questions: str | os.PathLike, summary: BatchSummary,
+                 details: list[tuple[str, int, int]]) -> None:
+        self.summary, self.details = summary, details
+        shown = ", ".join(f"question_id {q!r} ({n} tokens)" for q, n, _ in details[:10])
+        more = f" and {len(details) - 10} more" if len(details) > 10 else ""
+        ctx = details[0][2]
+        super().__init__(
+            f"{questions}: {len(details)} question{'s' if len(details) != 1 else ''} did not fit the model's "
+            f"context of {ctx} tokens and {'were' if len(details) != 1 else 'was'} not answered: "
+            f"{shown}{more} (prompt tokens, image/point-cloud tokens included). The other {summary.answered} "
+            f"were answered into {summary.answers_path} ({summary.skipped_done} were done before). Shorten "
+            "those questions, give fewer images, or use a model with a longer context, then rerun: only they "
+            "are asked again")
 
 
 def read_questions(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -151,38 +185,19 @@ def read_questions(path: str | os.PathLike) -> list[dict[str, Any]]:
 def load_done(path: str | os.PathLike) -> tuple[set[str], bool]:
     """Ids already answered in ``path``, and whether a truncated last line was dropped.
 
-    Only the *last* line may be broken (a writer killed mid-line); it is removed by rewriting the file
-    atomically. A broken line elsewhere means the file is not ours to repair: that is an error.
+    Read by :func:`lamm.fileio.read_appended_jsonl`: only a last line without its newline may be broken
+    (a writer killed mid-line, even inside a multi-byte character); it is cut off the file so its
+    question is answered again. A broken line elsewhere, or an answer line without ``question_id``,
+    means the file is not ours to repair: an error naming the line.
     """
-    p = Path(path)
-    if not p.exists():
-        return set(), False
-    data = p.read_bytes()
-    # bytes, not text: a killed write may cut a multi-byte UTF-8 character, which only the broken
-    # line may hold; each line is decoded on its own, inside the same check as its JSON
-    lines = data.split(b"\n")
-    done, keep, dropped = set(), [], False
-    for i, raw in enumerate(lines):
-        if not raw.strip():
-            continue
-        try:
-            line = raw.decode("utf-8")
-            row = json.loads(line)
-            ok = isinstance(row, dict) and "question_id" in row
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            ok = False
-        if not ok:
-            is_last = all(not rest.strip() for rest in lines[i + 1:])
-            if not is_last:
-                raise FileFormatError(f"{p}:{i + 1}: not a valid answer line (and not the last line); "
-                                      "fix or remove it, then run again")
-            dropped = True
-            break
+    fix = "fix or remove it, then run again"
+    log = read_appended_jsonl(path, repair=True, what="answer line", fix=fix)
+    done = set()
+    for n, row in zip(log.line_numbers, log.rows):
+        if "question_id" not in row:
+            raise FileFormatError(f"{path}:{n}: not a valid answer line (no 'question_id'); {fix}")
         done.add(str(row["question_id"]))
-        keep.append(line)
-    if dropped or (data and not data.endswith(b"\n")):
-        write_text_atomic(p, "".join(k + "\n" for k in keep))
-    return done, dropped
+    return done, log.torn_line is not None
 
 
 def question_request(row: dict[str, Any], settings: GenerationSettings, task_type: str) -> GenerateRequest:
@@ -206,7 +221,10 @@ def run_batch(engine: Engine, questions: str | os.PathLike, answers: str | os.Pa
     which the engine batches); each answer line is appended and flushed as soon as it exists.
 
     ``progress(done, total)`` is called after each chunk. Raises ``ValueError`` for ``chunk < 1`` or
-    ``settings.max_new_tokens < 1`` before anything is read or written.
+    ``settings.max_new_tokens < 1`` before anything is read or written. A question whose prompt does not
+    fit the model's context is not answered (no line: it stays to do) and the run goes on with the
+    others; at the end :class:`QuestionsRefused` names every such question. A reply the context cut
+    short is written (the engine capped ``max_new_tokens`` at the room left).
     """
     settings = settings or GenerationSettings()
     if chunk < 1:
@@ -222,21 +240,44 @@ def run_batch(engine: Engine, questions: str | os.PathLike, answers: str | os.Pa
     if dropped:
         summary.notes.append(f"{answers}: dropped a truncated last line (an interrupted write); "
                              "its question is answered again")
+    refused: list[tuple[str, int, int]] = []  # (question_id, prompt tokens, context) of unfitting prompts
     Path(answers).parent.mkdir(parents=True, exist_ok=True)
     with open(answers, "a", encoding="utf-8") as fh:
         for start in range(0, len(todo), chunk):
             part = todo[start:start + chunk]
             try:
-                texts = engine.generate([question_request(r, settings, task_type) for r in part])
+                reqs = [question_request(r, settings, task_type) for r in part]
+                answered = _answer_fitting(engine, part, reqs, refused)
             except MediaError as e:
                 raise MediaError(f"{questions}: {_culprits(part, str(e))}: {e}; the answers written so far "
                                  "are kept — fix the media path (or --root) and rerun to resume") from None
-            for row, text in zip(part, texts):
+            for row, text in answered:
                 _append(fh, row, text, engine.spec)
                 summary.answered += 1
             if progress:
                 progress(summary.skipped_done + summary.answered, len(rows))
+    if refused:
+        summary.refused = [q for q, _, _ in refused]
+        raise QuestionsRefused(questions, summary, refused)
     return summary
+
+
+def _answer_fitting(engine: Engine, part: list[dict[str, Any]], reqs: list[GenerateRequest],
+                    refused: list[tuple[str, int, int]]) -> list[tuple[dict[str, Any], str]]:
+    """``(question, answer)`` for the questions of one chunk whose prompt fits the context. The engine
+    refuses a whole call that holds an over-long prompt (before generating) and names them all: those
+    go to ``refused`` and the others are asked again without them."""
+    try:
+        texts = engine.generate(reqs)
+    except ContextLengthError as e:
+        bad = set(e.indices)
+        refused.extend((str(part[o.index]["question_id"]), o.prompt_tokens, e.context_length)
+                       for o in e.refused)
+        keep = [i for i in range(len(part)) if i not in bad]
+        if not keep:
+            return []
+        return _answer_fitting(engine, [part[i] for i in keep], [reqs[i] for i in keep], refused)
+    return list(zip(part, texts))
 
 
 def _culprits(part: list[dict[str, Any]], message: str) -> str:

@@ -12,7 +12,9 @@ Request parameters: those that would change OpenAI's reply but that this server 
 parameter is a 400. ``null`` is accepted for every optional parameter and means its default.
 ``finish_reason`` and ``usage`` come from the engine (:class:`~lamm.infer.engine.GenerationInfo`): the
 tokens it decoded and whether it stopped (EOS, a stop string) or ran out of ``max_tokens``. A prompt
-whose tokens plus ``max_tokens`` exceed the engine's context length is a 400 ``context_length_exceeded``.
+whose tokens plus ``max_tokens`` exceed the engine's context length is a 400 ``context_length_exceeded``
+(OpenAI's rule, stricter than the engine's own, which caps ``max_tokens`` at the room left: see
+:func:`check_context`).
 
 Message content is a string or a list of parts:
 
@@ -52,7 +54,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from lamm.conversation import TASK_TYPES, Conversation, MediaRef, Message, canonical_task_type
-from lamm.infer.engine import Engine, GenerateRequest, GenerationInfo, GenerationSettings
+from lamm.infer.engine import (
+    ContextLengthError,
+    Engine,
+    GenerateRequest,
+    GenerationInfo,
+    GenerationSettings,
+    fit_to_context,
+)
 
 
 @dataclass
@@ -457,7 +466,7 @@ def create_app(engine: Engine, cfg: ServerConfig | None = None) -> Any:
             try:
                 text = engine.generate([greq])[0]
             except ValueError as e:  # the engine refuses this input (e.g. a point cloud for an hf: model)
-                raise APIError(400, str(e), "messages", "unsupported_input") from None
+                raise _engine_error(e) from None
             usage, finish = _outcome(engine, before, greq)
         return {"id": cid, "object": "chat.completion", "created": int(time.time()), "model": cfg.model_name,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
@@ -469,7 +478,12 @@ def create_app(engine: Engine, cfg: ServerConfig | None = None) -> Any:
 
 def check_context(engine: Engine, greq: GenerateRequest) -> None:
     """400 ``context_length_exceeded`` when prompt tokens + ``max_tokens`` exceed the engine's context
-    (skipped when the engine knows neither). Call under the model lock: it may tokenize."""
+    (skipped when the engine knows neither). Call under the model lock: it may tokenize.
+
+    OpenAI's rule (refuse rather than cap), applied with the engine's own
+    :func:`~lamm.infer.engine.fit_to_context` (``cap=False``) on the engine's own count
+    (:meth:`~lamm.infer.engine.Engine.prompt_tokens`); an ``hf:`` engine keeps that count for the
+    ``generate`` that follows, so the processor runs once for it."""
     ctx = engine.context_length
     if ctx is None:
         return
@@ -477,10 +491,12 @@ def check_context(engine: Engine, greq: GenerateRequest) -> None:
         n = engine.prompt_tokens(greq)
     except ValueError as e:
         raise APIError(400, str(e), "messages", "unsupported_input") from None
-    if n is not None and n + greq.settings.max_new_tokens > ctx:
+    try:
+        fit_to_context([greq], [n], ctx, cap=False)
+    except ContextLengthError:
         raise APIError(400, f"this model's context is {ctx} tokens; the messages take {n} tokens and "
                        f"max_tokens asks for {greq.settings.max_new_tokens} more; shorten the messages or "
-                       "lower max_tokens", "messages", "context_length_exceeded")
+                       "lower max_tokens", "messages", "context_length_exceeded") from None
 
 
 def _outcome(engine: Engine, before: tuple[int, int], greq: GenerateRequest) -> tuple[dict[str, int], str]:
@@ -547,6 +563,8 @@ class _StreamRun:
 
 def _engine_error(e: Exception) -> APIError:
     """The engine refusing an input (ValueError) is the client's fault; anything else is the server's."""
+    if isinstance(e, ContextLengthError):  # a backend's own check (check_context runs first, and is stricter)
+        return APIError(400, str(e), "messages", "context_length_exceeded")
     if isinstance(e, ValueError):
         return APIError(400, str(e), "messages", "unsupported_input")
     return APIError(500, f"generation failed: {type(e).__name__}: {e}", type="server_error")

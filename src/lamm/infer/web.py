@@ -8,6 +8,11 @@ A LAMM model sees one image *or* one point cloud, at the start of the first turn
 clears the other kind and starts a new chat. Two API endpoints serve ``gradio_client``: ``/chat``
 (the UI's streamed turn) and ``/ask`` (one question about uploaded media → the answer text). Both share
 one concurrency slot, so the engine runs one request at a time.
+
+A question that does not fit the model's context (with the chat's history and media) is refused by the
+engine; the chat shows the error as a ``⚠️`` reply (left out of later turns, like every failed exchange)
+and goes on, and ``/ask`` answers with a ``gradio.Error`` carrying the message. A reply that the context
+cut short ends with a note saying so (the note is the demo's, not the model's: it is not sent back).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from lamm.conversation import Conversation, MediaRef, Message
-from lamm.infer.engine import Engine, GenerateRequest, GenerationSettings
+from lamm.infer.engine import ContextLengthError, Engine, GenerateRequest, GenerationSettings, context_filled
 
 #: uploads declaring more points are refused from their header, before any data is read or decompressed
 #: (a small .npz can expand to gigabytes); the API server's default limit
@@ -31,6 +36,8 @@ MAX_UPLOAD_POINTS = 2_000_000
 MAX_PLOT_POINTS = 20_000
 #: the head of the demo's own error replies in the chat (never sent back to the model as its words)
 ERROR_MARK = "⚠️ "  # more points make the browser view sluggish without showing more shape
+#: appended to a reply that the model's context cut short; stripped before the history goes back to the model
+CONTEXT_NOTE = "\n\n⚠️ [the reply stopped at the end of the model's context; Clear chat to start over]"
 
 
 def point_cloud_figure(points: np.ndarray, title: str = "") -> Any:
@@ -106,7 +113,7 @@ def history_conversation(history: list[dict[str, Any]], question: str, image: st
         kept.append(h)
     for h in kept:
         role = "user" if h.get("role") == "user" else "assistant"
-        text = _text(h.get("content"))
+        text = _text(h.get("content")).removesuffix(CONTEXT_NOTE)
         if msgs and msgs[-1].role == role:  # Gradio may split one turn; the model sees it whole
             msgs[-1] = Message(role, msgs[-1].content + "\n" + text)
         else:
@@ -114,6 +121,35 @@ def history_conversation(history: list[dict[str, Any]], question: str, image: st
     msgs.append(Message("user", question))
     msgs[0] = Message("user", msgs[0].content, media)
     return Conversation(msgs)
+
+
+def chat_turn(engine: Engine, history: list[dict[str, Any]] | None, question: str, image: str | None,
+              pcl: str | None, settings: GenerationSettings,
+              check_pcl: Any = None) -> Iterator[list[dict[str, Any]]]:
+    """One chat turn: yields the Gradio ``messages`` history as the reply streams in. A refused input (a
+    bad upload, an unsupported modality, a question that does not fit the context) becomes an
+    ``ERROR_MARK`` reply: the session goes on. ``check_pcl(pcl) -> path`` checks a point-cloud upload
+    (the demo's size limit); the image wins when both are set (as in :func:`history_conversation`)."""
+    history = list(history or [])
+    if not question or not question.strip():
+        yield history
+        return
+    history = history + [{"role": "user", "content": question}, {"role": "assistant", "content": ""}]
+    try:
+        pcl_path = None if image else (check_pcl(pcl) if check_pcl is not None else pcl)
+        conv = history_conversation(history[:-2], question.strip(), image, pcl_path)
+        for piece in engine.stream(GenerateRequest(conv, settings)):
+            history[-1] = {"role": "assistant", "content": history[-1]["content"] + piece}
+            yield history
+        if context_filled(engine) is not None:
+            history[-1] = {"role": "assistant", "content": history[-1]["content"] + CONTEXT_NOTE}
+            yield history
+    except ContextLengthError as e:  # the question, history included, does not fit: say how to go on
+        history[-1] = {"role": "assistant", "content": f"{ERROR_MARK}{e}; Clear chat starts over"}
+        yield history
+    except (ValueError, OSError) as e:  # a bad upload or an unsupported modality: say so in the chat
+        history[-1] = {"role": "assistant", "content": f"{ERROR_MARK}{e}"}
+        yield history
 
 
 def build_demo(engine: Engine, title: str = "LAMM", examples_dir: str | None = None,
@@ -136,21 +172,9 @@ def build_demo(engine: Engine, title: str = "LAMM", examples_dir: str | None = N
 
     def respond(question: str, history: list[dict[str, Any]] | None, image: str | None, pcl: str | None,
                 temperature: float, top_p: float, max_tokens: float) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-        history = list(history or [])
-        if not question or not question.strip():
-            yield "", history
-            return
-        history = history + [{"role": "user", "content": question}, {"role": "assistant", "content": ""}]
-        try:
-            # the image wins when both are set (as in history_conversation): only a cloud in use is checked
-            pcl_path = None if image else checked_pcl(pcl)
-            conv = history_conversation(history[:-2], question.strip(), image, pcl_path)
-            for piece in engine.stream(GenerateRequest(conv, settings(temperature, top_p, max_tokens))):
-                history[-1] = {"role": "assistant", "content": history[-1]["content"] + piece}
-                yield "", history
-        except (ValueError, OSError) as e:  # a bad upload or an unsupported modality: say so in the chat
-            history[-1] = {"role": "assistant", "content": f"{ERROR_MARK}{e}"}
-            yield "", history
+        for h in chat_turn(engine, history, question, image, pcl, settings(temperature, top_p, max_tokens),
+                           check_pcl=checked_pcl):
+            yield "", h
 
     def checked_pcl(pcl: Any) -> str | None:
         """The upload's path, after its size was checked (MediaError/MediaTooLarge otherwise)."""
@@ -167,7 +191,10 @@ def build_demo(engine: Engine, title: str = "LAMM", examples_dir: str | None = N
         except MediaError as e:
             raise gr.Error(str(e)) from None
         conv = history_conversation([], question, image, path)
-        return engine.generate([GenerateRequest(conv, settings(temperature, top_p, max_tokens))])[0]
+        try:
+            return engine.generate([GenerateRequest(conv, settings(temperature, top_p, max_tokens))])[0]
+        except ValueError as e:  # refused (does not fit the context, unsupported modality): the message
+            raise gr.Error(str(e)) from None
 
     def on_image(image: str | None) -> tuple[Any, Any, Any]:
         if image is None:

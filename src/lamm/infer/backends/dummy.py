@@ -9,6 +9,9 @@ run gives the same output. Modes (``dummy:MODE``):
 
 A "token" is a whitespace-separated word: a reply is cut to ``max_new_tokens`` words (finish reason
 ``"length"``), and ``usage`` counts the words of the prompt (system message and turns) and the reply.
+The option ``context_length`` (words; default None = unlimited) gives the dummy a context, kept as every
+backend keeps its own (:func:`~lamm.infer.engine.fit_to_context`), so callers' handling of over-long
+prompts can be tested without a model.
 
 Log-likelihoods are deterministic pseudo-random negatives, scaled by the continuation's length.
 """
@@ -26,6 +29,7 @@ from lamm.infer.engine import (
     LoglikelihoodRequest,
     LoglikelihoodResult,
     ProgressFn,
+    fit_to_context,
 )
 
 
@@ -46,11 +50,26 @@ def _digest(text: str) -> bytes:
 class DummyEngine(Engine):
     """Deterministic answers; see the module docstring."""
 
-    def __init__(self, target: str = "", media_root: str | None = None, **_: Any) -> None:
+    def __init__(self, target: str = "", media_root: str | None = None, context_length: int | None = None,
+                 **_: Any) -> None:
         super().__init__(media_root)
         self.mode = target or "echo"
         if not (self.mode == "echo" or self.mode.startswith("constant=")):
             raise ValueError(f"dummy mode {self.mode!r}: expected 'echo' or 'constant=TEXT'")
+        if context_length is not None and (isinstance(context_length, bool)
+                                           or not isinstance(context_length, int) or context_length < 1):
+            raise ValueError(f"dummy context_length={context_length!r}: expected a positive integer (words)")
+        self._context = context_length
+
+    @property
+    def context_length(self) -> int | None:
+        """The ``context_length`` option (words), None when not given."""
+        return self._context
+
+    def prompt_tokens(self, request: GenerateRequest) -> int:
+        """Words of the system message and of every turn."""
+        conv = request.conversation
+        return len(conv.system_text.split()) + sum(len(m.content.split()) for m in conv.messages)
 
     def fingerprint(self) -> str:
         return f"dummy:{self.mode}"
@@ -65,6 +84,7 @@ class DummyEngine(Engine):
         return f"The answer is ({letter}). [{x1:.2f}, {y1:.2f}, {x2:.2f}, {y2:.2f}] {d[5] % 10}"
 
     def generate(self, requests: list[GenerateRequest], progress: ProgressFn | None = None) -> list[str]:
+        requests = fit_to_context(requests, [self.prompt_tokens(r) for r in requests], self.context_length)
         out = []
         self.usage.begin(len(requests))
         for i, req in enumerate(requests):
@@ -77,9 +97,7 @@ class DummyEngine(Engine):
                 words, why = words[: req.settings.max_new_tokens], "length"
                 text = " ".join(words)
             out.append(text)
-            conv = req.conversation
-            n_prompt = len(conv.system_text.split()) + sum(len(m.content.split()) for m in conv.messages)
-            self.usage.record(i, GenerationInfo(n_prompt, len(words), why))
+            self.usage.record(i, GenerationInfo(self.prompt_tokens(req), len(words), why))
             if progress:
                 progress(1)
         return out

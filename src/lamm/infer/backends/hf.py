@@ -12,6 +12,13 @@ Options: ``device`` ("cpu", "cuda", "cuda:1"; default cuda when available), ``dt
 Seeded sampling requests (``seed`` set, ``temperature > 0``) run one at a time: ``model.generate``
 samples every row from one global generator, so only alone is a seeded reply independent of the
 other requests.
+
+The context (``max_position_embeddings`` of the language model) is kept as the engine interface says
+(:func:`~lamm.infer.engine.fit_to_context`): every prompt of a call is counted first, by the processor
+(image tokens expanded), so an over-long one refuses the call before any generation and ``max_new_tokens``
+is capped at the room left. The count costs one more processor pass per request (images are decoded once:
+``MediaRef.load`` keeps them); its counts also group the batches by true length. The last count is kept,
+so a caller that counts a request (the API server) and then generates it pays the pass once.
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ from lamm.infer.engine import (
     LoglikelihoodRequest,
     LoglikelihoodResult,
     ProgressFn,
+    check_loglikelihood_context,
+    fit_to_context,
 )
 from lamm.model.llm import DTYPES  # the one name → torch dtype table
 
@@ -92,6 +101,9 @@ class HFEngine(Engine):
         self.use_system = use_system
         self.batcher = Batcher(batch_size)
         self._fingerprint = model_fingerprint(target)
+        # the last prompt counted: (key, tokens, the media objects the key names by id, kept alive so
+        # that no other object can take their ids)
+        self._counted: tuple[tuple, int, list[Any]] | None = None
 
     def fingerprint(self) -> str:
         return "hf:" + self._fingerprint
@@ -159,8 +171,19 @@ class HFEngine(Engine):
 
     def prompt_tokens(self, request: GenerateRequest) -> int:
         """The prompt's length in tokens as the processor builds it (image tokens expanded)."""
-        conv = request.conversation
-        return int(self._inputs([conv], [self.prompt_text(conv)])["input_ids"].shape[1])
+        return self._count(request.conversation)
+
+    def _count(self, conv: Conversation) -> int:
+        """:meth:`prompt_tokens` of a conversation; the same prompt and media as the last count reuse it."""
+        text = self.prompt_text(conv)
+        # a path names its media; an in-memory item (server uploads) is itself, by id
+        key = (text, tuple((m.modality, m.path, m.variant) if m.path is not None else (m.modality, id(m.data))
+                           for m in conv.media))
+        if self._counted is not None and self._counted[0] == key:
+            return self._counted[1]
+        n = int(self._inputs([conv], [text])["input_ids"].shape[1])
+        self._counted = (key, n, [m.data for m in conv.media if m.path is None])
+        return n
 
     def _ends(self) -> set[int]:
         """Token ids that end a reply: EOS (the generation config may list several) and padding."""
@@ -195,6 +218,10 @@ class HFEngine(Engine):
         return cut
 
     def generate(self, requests: list[GenerateRequest], progress: ProgressFn | None = None) -> list[str]:
+        """Replies in request order. Every prompt is counted first and the call kept within the context
+        (:func:`fit_to_context`); batches share settings (a capped request groups apart) and length."""
+        counts = [self._count(r.conversation) for r in requests]
+        requests = fit_to_context(requests, counts, self.context_length)
         out: list[str] = [""] * len(requests)
         self.usage.begin(len(requests))
         groups: dict[tuple, list[int]] = {}
@@ -202,8 +229,7 @@ class HFEngine(Engine):
             groups.setdefault(settings_key(r), []).append(i)
         for idx in groups.values():
             reqs = [(i, requests[i]) for i in idx]
-            # length proxy: the text length of the conversation (tokenizing twice would cost more)
-            lengths = [sum(len(m.content) for m in r.conversation.messages) for _, r in reqs]
+            lengths = [counts[i] for i in idx]  # true prompt lengths (image tokens included): little padding
             s = reqs[0][1].settings
             # model.generate draws every row from torch's one global generator, so in a batch a seeded
             # row's sample would depend on its batch-mates: seeded sampling runs one request at a time
@@ -217,6 +243,8 @@ class HFEngine(Engine):
         from transformers import TextIteratorStreamer
 
         inputs = self._inputs([request.conversation], [self.prompt_text(request.conversation)])
+        # refused (ContextLengthError) before the first piece; max_new_tokens capped at the room left
+        request = fit_to_context([request], [int(inputs["input_ids"].shape[1])], self.context_length)[0]
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         kw = self._gen_kwargs(request)
         if request.settings.seed is not None:
@@ -259,13 +287,21 @@ class HFEngine(Engine):
     # ------------------------------------------------------------------------------ log-likelihood
     def loglikelihood(self, requests: list[LoglikelihoodRequest],
                       progress: ProgressFn | None = None) -> list[LoglikelihoodResult]:
-        """One forward pass per distinct prompt, all of its continuations batched (right-padded)."""
+        """One forward pass per distinct prompt, all of its continuations batched (right-padded). Every
+        prompt is counted first: a prompt + continuation over the context refuses the call before any
+        scoring (:class:`ContextLengthError`)."""
         groups: dict[str, list[int]] = {}
         for i, r in enumerate(requests):
             # the variant: a corrupted copy of a file is another input (MediaRef.variant)
             media = [(m.modality, m.path, m.variant, id(m.data)) for m in r.conversation.media]
             key = json.dumps([self.prompt_text(r.conversation), media])
             groups.setdefault(key, []).append(i)
+        lengths: list[tuple[int, int]] = [(0, 0)] * len(requests)
+        for idx in groups.values():
+            n = self._count(requests[idx[0]].conversation)
+            for i in idx:
+                lengths[i] = (n, len(self._continuation_ids(requests[i])))
+        check_loglikelihood_context(requests, lengths, self.context_length)
         out: list[LoglikelihoodResult | None] = [None] * len(requests)
         for idx in groups.values():
             for i, res in zip(idx, self._score_group([requests[i] for i in idx])):
@@ -274,13 +310,16 @@ class HFEngine(Engine):
                 progress(len(idx))
         return out  # type: ignore[return-value]
 
+    def _continuation_ids(self, req: LoglikelihoodRequest) -> list[int]:
+        return self.tokenizer(req.continuation, add_special_tokens=False)["input_ids"]
+
     def _score_group(self, reqs: list[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
         conv = reqs[0].conversation
         # the processor is run once per row (equal prompts, so no padding): pixel inputs then have the
         # batch layout every model family expects (Llava: (B, 3, H, W); Qwen2-VL: flat patches + grid)
         prompt = self._inputs([conv] * len(reqs), [self.prompt_text(conv)] * len(reqs))
         p_ids = prompt["input_ids"][0]
-        conts = [self.tokenizer(r.continuation, add_special_tokens=False)["input_ids"] for r in reqs]
+        conts = [self._continuation_ids(r) for r in reqs]
         width = len(p_ids) + max(len(c) for c in conts)
         ids = torch.full((len(reqs), width), self.tokenizer.pad_token_id, dtype=torch.long, device=self.device)
         mask = torch.zeros_like(ids)

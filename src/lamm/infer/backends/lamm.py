@@ -17,6 +17,10 @@
 * Decoding on CUDA uses static KV caches and replays the one-token step as a CUDA graph
   (``lamm.model.static_decode``; ``static_cache``, default "auto" = on CUDA for models with full
   attention only; ``cuda_graphs``, default "auto" = on CUDA). Replies equal the dynamic loop's.
+* The context is the LLM's ``max_position_embeddings``; every call is kept within it as the engine
+  interface says (:func:`~lamm.infer.engine.fit_to_context`): prompts are tokenized first (media
+  placeholders expanded), an over-long one refuses the call before any decoding, and ``max_new_tokens``
+  is capped at the room left, so no position past the context is ever fed to the model.
 * ``merge_lora=True`` folds LoRA into the base weights once at load (faster decoding, same outputs up
   to rounding). ``fingerprint()`` is the checkpoint manifest's fingerprint (weights, base, config).
 
@@ -49,6 +53,8 @@ from lamm.infer.engine import (
     LoglikelihoodRequest,
     LoglikelihoodResult,
     ProgressFn,
+    check_loglikelihood_context,
+    fit_to_context,
 )
 from lamm.media import resolve_media_path
 from lamm.model.llm import DTYPES, cache_argument  # DTYPES: the one name → torch dtype table
@@ -259,10 +265,16 @@ class LammEngine(Engine):
 
     # ---------------------------------------------------------------------------------- generation
     def generate(self, requests: list[GenerateRequest], progress: ProgressFn | None = None) -> list[str]:
-        """Replies in request order; batches share settings and are grouped by prompt length."""
+        """Replies in request order; batches share settings and are grouped by prompt length.
+
+        Every prompt is tokenized first and the call kept within the context (:func:`fit_to_context`: an
+        over-long prompt refuses the call before any decoding; ``max_new_tokens`` capped at the room
+        left, which then groups such a request apart)."""
+        ids = [self._expanded(self._tokenize(r)) for r in requests]
+        requests = fit_to_context(requests, [len(x) for x in ids], self.context_length)
         cache = self._new_cache(requests)
         self.usage.begin(len(requests))
-        items = [(i, r, self._expanded(self._tokenize(r))) for i, r in enumerate(requests)]
+        items = [(i, r, x) for i, (r, x) in enumerate(zip(requests, ids))]
         out: list[str] = [""] * len(requests)
         groups: dict[tuple, list[int]] = {}
         for i, r in enumerate(requests):
@@ -303,9 +315,11 @@ class LammEngine(Engine):
         """The reply in pieces as tokens are decoded; ``"".join`` equals :meth:`generate`'s text."""
         from lamm.model.llm import _cut, _pick, row_generators
 
+        ids = self._expanded(self._tokenize(request))
+        # refused (ContextLengthError) before the first piece; max_new_tokens capped at the room left
+        request = fit_to_context([request], [len(ids)], self.context_length)[0]
         s = request.settings
         stops = self._stops(request)
-        ids = self._expanded(self._tokenize(request))
         cache = self._new_cache([request])
         hold = max((len(x) - 1 for x in stops if x), default=0)
         eos = self.tokenizer.eos_token_id
@@ -364,9 +378,11 @@ class LammEngine(Engine):
         """Natural-log probability of each continuation as the assistant's reply (see module docstring).
 
         Requests are grouped by prompt; batches of prompts (length-grouped, "auto" backs off on OOM)
-        are scored together, every continuation of a prompt in the same batch."""
+        are scored together, every continuation of a prompt in the same batch. A prompt + continuation
+        over the context refuses the call before anything runs (:class:`ContextLengthError`)."""
         cache = self._new_cache(requests)
         groups: dict[tuple, _Group] = {}
+        lengths: list[tuple[int, int]] = []
         for i, r in enumerate(requests):
             tc = self._tokenize(r)
             ids = self._expanded(tc)
@@ -377,6 +393,8 @@ class LammEngine(Engine):
             g = groups.setdefault(key, _Group(ids, tc.media))
             g.index.append(i)
             g.conts.append(c)
+            lengths.append((len(ids), len(c)))
+        check_loglikelihood_context(requests, lengths, self.context_length)
         out: list[LoglikelihoodResult | None] = [None] * len(requests)
         todo = list(groups.values())
 
