@@ -400,6 +400,21 @@ def tokenize_continuation(text: str, tokenizer: Any, template: str = "lamm") -> 
     return list(tokenizer(content, add_special_tokens=False)["input_ids"])
 
 
+def context_token_count(reply_ids: list[int], context_ids: list[int]) -> int:
+    """How many leading tokens of a reply (tokenized whole) belong to its unscored ``context`` (tokenized
+    alone): the length of their common prefix, so a token that spans the seam counts as scored.
+
+    >>> context_token_count([5, 6, 7, 8], [5, 6]), context_token_count([5, 9, 8], [5, 6])
+    (2, 1)
+    """
+    n = 0
+    for a, b in zip(reply_ids, context_ids):
+        if a != b:
+            break
+        n += 1
+    return n
+
+
 def _check_placeholders(conv: Conversation, tokenizer: Any, ids: list[int]) -> None:
     for modality, tok in PLACEHOLDERS.items():
         tok_id = tokenizer.convert_tokens_to_ids(tok)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lamm.conversation import Conversation, MediaRef, Message
+from lamm.conversation import Conversation, MediaRef, Message, context_token_count
 from lamm.infer.engine import GenerateRequest, GenerationSettings, LoglikelihoodRequest, load_engine
 
 
@@ -75,6 +75,27 @@ def test_loglikelihood_matches_direct_forward(engine, image_file):
     assert res[1].n_tokens == len(cont)
     assert res[1].sum_logprob == pytest.approx(want, abs=1e-4)
     assert res[0].sum_logprob < 0 and res[0].mean_logprob == pytest.approx(res[0].sum_logprob / res[0].n_tokens)
+
+
+def test_loglikelihood_context_is_not_scored(engine, image_file):
+    """``context`` is fed after the prompt but only the continuation's tokens are scored: the sum equals
+    the whole reply's minus its leading context tokens'."""
+    conv = Conversation.single_turn("is it red?", [MediaRef("image", path=str(image_file))])
+    whole, part = engine.loglikelihood([LoglikelihoodRequest(conv, " the answer is yes"),
+                                        LoglikelihoodRequest(conv, " yes", context=" the answer is")])
+    tok = engine.processor.tokenizer
+    reply = tok(" the answer is yes", add_special_tokens=False)["input_ids"]
+    k = context_token_count(reply, tok(" the answer is", add_special_tokens=False)["input_ids"])
+    inputs = engine.processor(images=[conv.media[0].load()], text=[engine.prompt_text(conv)], return_tensors="pt")
+    ids = torch.cat([inputs["input_ids"], torch.tensor([reply])], dim=1)
+    with torch.inference_mode():
+        logits = engine.model(input_ids=ids, pixel_values=inputs["pixel_values"]).logits
+    logp = torch.log_softmax(logits[0, :-1].float(), -1)
+    p = inputs["input_ids"].shape[1]
+    per_token = [logp[p - 1 + i, t].item() for i, t in enumerate(reply)]
+    assert 0 < k < len(reply) and part.n_tokens == len(reply) - k and whole.n_tokens == len(reply)
+    assert part.sum_logprob == pytest.approx(sum(per_token[k:]), abs=1e-4)
+    assert whole.sum_logprob == pytest.approx(sum(per_token), abs=1e-4)
 
 
 def test_point_cloud_is_refused_clearly(engine, pcl_file):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from lamm.conversation import Conversation, MediaRef, tokenize_continuation
+from lamm.conversation import Conversation, MediaRef, context_token_count, tokenize_continuation
 from lamm.infer.engine import GenerateRequest, GenerationSettings, LoglikelihoodRequest, load_engine
 
 
@@ -95,6 +95,38 @@ def test_loglikelihood_kv_reuse_matches_model(engine, media):
     finally:
         engine.kv_reuse = True
     assert [p.sum_logprob for p in plain] == pytest.approx([g.sum_logprob for g in got], abs=1e-4)
+
+
+def test_loglikelihood_context_is_conditioned_on_but_not_scored(engine, media):
+    """A request with ``context`` scores only its continuation's tokens, after the context: the same
+    per-token log-probs as the whole reply scored, minus the context's leading tokens (kv and plain)."""
+    conv = Conversation.single_turn("what colour is it?", [MediaRef("image", path="red.png")])
+    m = engine.model
+    reply = tokenize_continuation("The answer is (A) red", m.tokenizer)
+    ctx = tokenize_continuation("The answer is (", m.tokenizer)
+    k = context_token_count(reply, ctx)
+    assert 0 < k < len(reply)
+    prompt = m.tokenize(conv, add_generation_prompt=True)
+    media_t = m.preprocess_media(list(prompt.media), engine.media_root)
+    # the whole reply's per-token log-probs, from the model's own scorer, one continuation token at a time
+    token_lp = []
+    for j in range(1, len(reply) + 1):
+        (s_j, _, _), = m.loglikelihood([prompt], [reply[:j]], media_t)
+        token_lp.append(s_j - sum(token_lp))
+    want = sum(token_lp[k:])
+    for kv in (True, False):
+        engine.kv_reuse = kv
+        try:
+            got = engine.loglikelihood([LoglikelihoodRequest(conv, "A) red", context="The answer is ("),
+                                        LoglikelihoodRequest(conv, "The answer is (A) red")])
+        finally:
+            engine.kv_reuse = True
+        assert got[0].n_tokens == len(reply) - k and got[1].n_tokens == len(reply)
+        assert got[0].sum_logprob == pytest.approx(want, abs=1e-4)
+        assert got[0].mean_logprob == pytest.approx(want / (len(reply) - k), abs=1e-4)
+        assert got[1].sum_logprob == pytest.approx(sum(token_lp), abs=1e-4)
+    with pytest.raises(ValueError, match="has no tokens"):
+        engine.loglikelihood([LoglikelihoodRequest(conv, "", context="The answer is (")])
 
 
 def test_fingerprint_is_the_manifest_fingerprint(engine, tiny_model_dir):

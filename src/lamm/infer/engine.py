@@ -66,10 +66,17 @@ class GenerateRequest:
 
 @dataclass
 class LoglikelihoodRequest:
-    """Score ``continuation`` as the assistant's reply to ``conversation`` (which ends with a user turn)."""
+    """Score ``continuation`` as the assistant's reply to ``conversation`` (which ends with a user turn).
+
+    ``context``: reply text that comes before the continuation: the model is conditioned on it, but its
+    tokens are not scored (the constant head of an answer template, e.g. ``"The answer is ("``, so an
+    option is scored by its own tokens only). The reply is tokenized whole (``context + continuation``);
+    the scored tokens are those after the longest run of leading tokens it shares with ``context``
+    tokenized alone (a token that spans the seam is scored)."""
 
     conversation: Conversation
     continuation: str
+    context: str = ""
 
 
 @dataclass(frozen=True)

@@ -106,7 +106,8 @@ class DummyEngine(Engine):
                       progress: ProgressFn | None = None) -> list[LoglikelihoodResult]:
         out = []
         for req in requests:
-            d = _digest(_conversation_key(req.conversation) + "\x1e" + req.continuation)
+            seam = req.context + "\x1f" if req.context else ""  # no context: the digests of before
+            d = _digest(_conversation_key(req.conversation) + "\x1e" + seam + req.continuation)
             n = max(1, len(req.continuation.split()))
             mean = -(0.1 + d[0] / 64)
             out.append(LoglikelihoodResult(mean * n, mean, n))

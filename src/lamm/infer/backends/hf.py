@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from lamm.conversation import Conversation
+from lamm.conversation import Conversation, context_token_count
 from lamm.infer.batching import Batcher, settings_key
 from lamm.infer.engine import (
     BACKENDS,
@@ -300,7 +300,7 @@ class HFEngine(Engine):
         for idx in groups.values():
             n = self._count(requests[idx[0]].conversation)
             for i in idx:
-                lengths[i] = (n, len(self._continuation_ids(requests[i])))
+                lengths[i] = (n, len(self._continuation_ids(requests[i])[0]))
         check_loglikelihood_context(requests, lengths, self.context_length)
         out: list[LoglikelihoodResult | None] = [None] * len(requests)
         for idx in groups.values():
@@ -310,8 +310,14 @@ class HFEngine(Engine):
                 progress(len(idx))
         return out  # type: ignore[return-value]
 
-    def _continuation_ids(self, req: LoglikelihoodRequest) -> list[int]:
-        return self.tokenizer(req.continuation, add_special_tokens=False)["input_ids"]
+    def _continuation_ids(self, req: LoglikelihoodRequest) -> tuple[list[int], int]:
+        """The reply's tokens (context + continuation, tokenized whole) and how many lead ones are the
+        unscored context (:func:`lamm.conversation.context_token_count`)."""
+        ids = list(self.tokenizer(req.context + req.continuation, add_special_tokens=False)["input_ids"])
+        if not req.context:
+            return ids, 0
+        ctx = self.tokenizer(req.context, add_special_tokens=False)["input_ids"]
+        return ids, context_token_count(ids, list(ctx))
 
     def _score_group(self, reqs: list[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
         conv = reqs[0].conversation
@@ -319,7 +325,7 @@ class HFEngine(Engine):
         # batch layout every model family expects (Llava: (B, 3, H, W); Qwen2-VL: flat patches + grid)
         prompt = self._inputs([conv] * len(reqs), [self.prompt_text(conv)] * len(reqs))
         p_ids = prompt["input_ids"][0]
-        conts = [self._continuation_ids(r) for r in reqs]
+        conts, skips = zip(*(self._continuation_ids(r) for r in reqs))
         width = len(p_ids) + max(len(c) for c in conts)
         ids = torch.full((len(reqs), width), self.tokenizer.pad_token_id, dtype=torch.long, device=self.device)
         mask = torch.zeros_like(ids)
@@ -335,8 +341,8 @@ class HFEngine(Engine):
         for j, c in enumerate(conts):
             start = len(p_ids)
             targets = torch.tensor(c, device=self.device)
-            lp = logp[j, start - 1:start - 1 + len(c)].gather(-1, targets[:, None])[:, 0]
-            n = len(c)
+            lp = logp[j, start - 1:start - 1 + len(c)].gather(-1, targets[:, None])[:, 0][skips[j]:]
+            n = len(lp)
             s = float(lp.sum()) if n else 0.0
             results.append(LoglikelihoodResult(s, s / n if n else 0.0, n))
         self.usage.requests += len(reqs)

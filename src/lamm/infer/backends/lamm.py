@@ -43,7 +43,7 @@ from typing import Any
 
 import torch
 
-from lamm.conversation import MediaRef, TokenizedConversation, tokenize_continuation
+from lamm.conversation import MediaRef, TokenizedConversation, context_token_count, tokenize_continuation
 from lamm.infer.batching import Batcher, settings_key
 from lamm.infer.engine import (
     BACKENDS,
@@ -387,12 +387,15 @@ class LammEngine(Engine):
             tc = self._tokenize(r)
             ids = self._expanded(tc)
             key = (tuple(ids), tuple(media_key(m, self.media_root) for m in tc.media))
-            c = tokenize_continuation(r.continuation, self.tokenizer, self.template)
-            if not c:
+            c = tokenize_continuation(r.context + r.continuation, self.tokenizer, self.template)
+            skip = (context_token_count(c, tokenize_continuation(r.context, self.tokenizer, self.template))
+                    if r.context else 0)
+            if len(c) == skip:
                 raise ValueError(f"request {i}: continuation {r.continuation!r} has no tokens")
             g = groups.setdefault(key, _Group(ids, tc.media))
             g.index.append(i)
             g.conts.append(c)
+            g.skip.append(skip)
             lengths.append((len(ids), len(c)))
         check_loglikelihood_context(requests, lengths, self.context_length)
         out: list[LoglikelihoodResult | None] = [None] * len(requests)
@@ -445,7 +448,8 @@ class LammEngine(Engine):
                     tgt = torch.tensor(c[1:], device=dev)
                     lp[j] += logp[j, :len(c) - 1].gather(-1, tgt[:, None])[:, 0].tolist()
         self.usage.prompt_tokens += sum(len(g.ids) for g in batch) + sum(len(c) for _, c in rows)
-        return _split(batch, [LoglikelihoodResult(sum(v), sum(v) / len(v), len(v)) for v in lp])
+        skips = [k for g in batch for k in g.skip]
+        return _split(batch, [_result(v[k:]) for v, k in zip(lp, skips)])
 
     def _score_plain(self, batch: list[_Group], cache: MediaFeatures) -> list[list[LoglikelihoodResult]]:
         """Baseline: one forward over prompt + continuation rows, left-padded (continuations end last)."""
@@ -460,9 +464,10 @@ class LammEngine(Engine):
             logits = self.model.llm(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, **kw).logits
             logp = torch.log_softmax(logits[:, -(n_max + 1):-1].float(), -1)
         res = []
+        skips = [k for g in batch for k in g.skip]
         for j, c in enumerate(conts):
             v = logp[j, n_max - len(c):].gather(-1, torch.tensor(c, device=logp.device)[:, None])[:, 0]
-            res.append(LoglikelihoodResult(float(v.sum()), float(v.mean()), len(c)))
+            res.append(_result(v[skips[j]:].tolist()))
         self.usage.prompt_tokens += sum(len(s) for s in seqs)
         return _split(batch, res)
 
@@ -473,7 +478,14 @@ class _Group:
     def __init__(self, ids: list[int], media: list[MediaRef]) -> None:
         self.ids, self.media = ids, media
         self.index: list[int] = []
-        self.conts: list[list[int]] = []
+        self.conts: list[list[int]] = []  # the whole reply: context + continuation tokens
+        self.skip: list[int] = []  # leading context tokens of each, conditioned on but not scored
+
+
+def _result(token_logprobs: list[float]) -> LoglikelihoodResult:
+    """Sum, mean and count of the scored tokens' log-probabilities (summed in order, in float64)."""
+    s = sum(token_logprobs)
+    return LoglikelihoodResult(s, s / len(token_logprobs), len(token_logprobs))
 
 
 def _split(batch: list[_Group], flat: list[LoglikelihoodResult]) -> list[list[LoglikelihoodResult]]:
