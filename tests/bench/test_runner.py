@@ -53,11 +53,16 @@ def test_run_each_lamm_recipe_with_dummy(lamm_root, tmp_path, recipe):
     assert json.loads((out / "results.json").read_text()) == r
     rec = load_recipe(recipe)
     assert r["recipe_hash"] == recipe_hash(rec) and r["model_fingerprint"] == "dummy:echo"
-    assert r["n"] == r["n_records"] == 3 and 0 <= r["unparsed"] <= 3
+    # circular: unparsed counts rotations (3 per record)
+    assert r["n"] == r["n_records"] == 3 and 0 <= r["unparsed"] <= (9 if rec.scenario.circular else 3)
     assert r["headline"] in r["metrics"] and r["headline"] in r["ci"]
     assert set(r["versions"]) == {"lamm", "torch", "transformers"}
     rows = _rows(out / "answers.jsonl")
-    assert [row["id"] for row in rows] == [f"{LAMM_FILES[rec.scenario.name][1]}_{i}" for i in range(3)]
+    ids = [f"{LAMM_FILES[rec.scenario.name][1]}_{i}" for i in range(3)]
+    if rec.scenario.circular:  # every rotation of each record's 3 options, rotation 0 under the record's id
+        ids = [i if k == 0 else f"{i}#c{k}" for i in ids for k in range(3)]
+        assert r["headline"] == "circular_accuracy" and r["n_questions"] == 9
+    assert [row["id"] for row in rows] == ids
     for row in rows:
         assert {"prompt", "answer", "parsed", "unparsed", "scores", "question", "media"} <= set(row)
         assert row["scores"]

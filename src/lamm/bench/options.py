@@ -64,6 +64,12 @@ def options_tail_start(text: str, options: Sequence[str] | None = None) -> int |
     ``options``: the record's option texts (``gt_choices``), when known; they fix the number of labels
     and pick the run whose texts match them.
     """
+    return _tail(text, options)[0]
+
+
+def _tail(text: str, options: Sequence[str] | None) -> tuple[int | None, list[int] | None]:
+    """(start of the options tail, positions of its labels ``(A)``, ``(B)``, ... or ``None`` when the tail
+    is an unlabelled ``Options:`` list); ``(None, None)`` without a tail."""
     n = max(len(options), 2) if options is not None else 2
     runs = _label_runs(text, n)
     if runs:
@@ -78,14 +84,15 @@ def options_tail_start(text: str, options: Sequence[str] | None = None) -> int |
             start = next((s for s, _ in runs if labels[s] is not None), runs[0][0])
         label = labels[start]
         i = label.start() if label is not None else start
+        marks: list[int] | None = next(m for s, m in runs if s == start)
     else:
         m = _OPTIONS_LABEL.search(text)
         if m is None:
-            return None
-        i = m.start()
+            return None, None
+        i, marks = m.start(), None
     while i > 0 and text[i - 1].isspace():
         i -= 1
-    return i
+    return i, marks
 
 
 def split_options(text: str, options: Sequence[str] | None = None) -> tuple[str, str]:
@@ -103,3 +110,47 @@ def split_options(text: str, options: Sequence[str] | None = None) -> tuple[str,
     """
     i = options_tail_start(text, options)
     return (text, "") if i is None else (text[:i], text[i:])
+
+
+def reorder_options(text: str, options: Sequence[str], order: Sequence[int]) -> str:
+    r"""``text`` with its embedded labelled options in a new order: the option shown under label ``j`` is
+    the one that was under label ``order[j]``. Labels, separators and the stem stay byte for byte; each
+    option keeps the spelling the text gives it. A text without an options tail is returned as it is
+    (the prompt's ``{options}`` shows them). Raises ``ValueError`` when the tail cannot be reordered
+    faithfully: an unlabelled ``Options:`` list, or more labels than ``options`` (the text lists options
+    the record does not have). Circular evaluation (``lamm.bench.circular``) asks every rotation this way.
+
+    >>> reorder_options("Q? Options: (A) red (B) blue (C) green", ["red", "blue", "green"], [1, 2, 0])
+    'Q? Options: (A) blue (B) green (C) red'
+    >>> reorder_options("Q?\n(A) red\n(B) blue", ["red", "blue"], [1, 0])
+    'Q?\n(A) blue\n(B) red'
+    >>> reorder_options("How many?", ["1", "2"], [1, 0])
+    'How many?'
+    """
+    if sorted(order) != list(range(len(options))):
+        raise ValueError(f"order {list(order)!r} is not a permutation of the {len(options)} options")
+    start, marks = _tail(text, options)
+    if start is None:
+        return text
+    if marks is None:
+        raise ValueError("its options are not labelled (A), (B), ... (an unlabelled 'Options:' list), so "
+                         "they cannot be shown in another order")
+    ends = marks[1:] + [len(text)]
+    last = text[marks[-1] + 3:]
+    extra = string.ascii_uppercase[len(options)] if len(options) < 26 else None
+    if extra is not None and f"({extra})" in last:
+        raise ValueError(f"it lists more options than the record's {len(options)} (a '({extra})' follows "
+                         f"'({string.ascii_uppercase[len(options) - 1]})'); make gt_choices match the query")
+    # each segment: the label's trailing white space, the option text, the separator before the next label
+    segments = []
+    for a, b in zip(marks, ends):
+        seg = text[a + 3:b]
+        core = seg.strip()
+        lead = seg[:len(seg) - len(seg.lstrip())]
+        trail = seg[len(seg.rstrip()):] if core else ""
+        segments.append((lead, core, trail))
+    out = [text[:marks[0]]]
+    for j, (a, _) in enumerate(zip(marks, ends)):
+        lead, _, trail = segments[j]
+        out.append(f"{text[a:a + 3]}{lead}{segments[order[j]][1]}{trail}")
+    return "".join(out)

@@ -52,7 +52,9 @@ class ScenarioConfig(Config):
 
     ``params``: options of the scenario's loader (e.g. POPE's negative sampling); ``corruption``: ask
     corrupted copies of the samples (robustness); ``verbalizer``: relabel the options of a
-    multiple-choice scenario (instruction following; scored by the ``instruction_following`` family).
+    multiple-choice scenario (instruction following; scored by the ``instruction_following`` family);
+    ``circular``: MMBench's circular evaluation of a multiple-choice scenario — every question asked once
+    per rotation of its options, headline ``circular_accuracy`` (``lamm.bench.circular``).
     """
 
     name: str
@@ -64,6 +66,7 @@ class ScenarioConfig(Config):
     params: dict[str, Any] = Field(default_factory=dict)
     corruption: CorruptionConfig | None = None
     verbalizer: str | None = None
+    circular: bool = False
 
 
 class ICLConfig(Config):
@@ -133,7 +136,22 @@ def scenario_meta(recipe: Recipe) -> tuple[str, str, str | None]:
         raise ConfigError(f"recipe {recipe.name!r}: scenario {spec.name!r} needs scenario.metric "
                           "(a metric family, e.g. classification)")
     task_type = recipe.scenario.task_type or spec.task_type or "normal"
+    if recipe.scenario.circular:
+        check_circular(recipe, spec.name, family)
     return family, task_type, spec.modality
+
+
+def check_circular(recipe: Recipe, scenario: str, family: str) -> None:
+    """Refuse ``scenario.circular`` where it cannot apply, before any data or model is loaded."""
+    if recipe.scenario.verbalizer:
+        raise ConfigError(f"recipe {recipe.name!r}: scenario.circular and scenario.verbalizer cannot be "
+                          "combined (a verbalised run is scored by match rate, not by circular accuracy); "
+                          "drop one")
+    if family != "multiple_choice":
+        raise ConfigError(f"recipe {recipe.name!r}: scenario.circular: scenario {scenario!r} is scored by "
+                          f"the {family!r} family; circular evaluation rotates the options of "
+                          "multiple-choice questions (family multiple_choice: ScienceQA, AI2D, ScanQA, Synth-VQA, or generic "
+                          "with metric: multiple_choice). Remove scenario.circular")
 
 
 def resolve_recipe_instruction(recipe: Recipe) -> ResolvedInstruction:
@@ -153,6 +171,10 @@ def recipe_hash(recipe: Recipe, resolved: ResolvedInstruction | None = None) -> 
     payload = recipe.model_dump(mode="json", exclude={"name", "description", "metrics", "seed"})
     payload["inferencer"].pop("batch_size", None)
     payload["scenario"].pop("root", None)
+    # circular evaluation asks more samples but each one as a plain run would (rotation 0 is the original
+    # sample under its own id, the others have ids of their own): keeping it out of the hash lets a circular
+    # run reuse a plain run's answers, and vice versa
+    payload["scenario"].pop("circular", None)
     payload["texts"] = resolved.to_json()
     payload["texts"]["system_effective"] = resolved.system if resolved.system is not None else system_message(task_type)
     if recipe.scenario.verbalizer:  # the relabelled options and their instruction are prompt text too

@@ -67,6 +67,23 @@ def run_report_markdown(results: dict[str, Any], examples: list[dict[str, Any]])
     if "ppl_ties" in r:
         lines.append(f"- ppl ties: {r['ppl_ties']} of {r['n_questions']} questions had several options with "
                      "the best score; the lowest-index option was taken (`extra.tied` in answers.jsonl)")
+    circ = r.get("circular")
+    if circ:
+        lines.append(f"- circular evaluation (MMBench): {circ.get('records')} records asked in every "
+                     f"rotation of their options ({circ.get('rotations')} questions); "
+                     f"{circ.get('records_all_correct')} answered right in every rotation "
+                     "(`circular_accuracy`); `accuracy` is rotation 0 only (chance "
+                     f"{format_number(circ.get('chance_accuracy'))}); rotations right per record: "
+                     + ", ".join(f"{k}: {v}" for k, v in (circ.get("rotations_correct") or {}).items()))
+    cats = (r.get("info") or {}).get("categories") if r.get("family") == "mme" else None
+    if cats:
+        head = "| MME subtask | score (0–200) | 95% CI | accuracy | acc+ | questions | images | unparsed |"
+        lines += ["", head, "|---|---|---|---|---|---|---|---|"]
+        for name, c in cats.items():
+            lines.append(f"| {name} | {format_number(c.get('score'))} | {_ci(c.get('score_ci')).strip()} | "
+                         f"{format_number(c.get('accuracy'))} | {format_number(c.get('accuracy_plus'))} | "
+                         f"{c.get('questions')} | {c.get('images')} | {c.get('unparsed')} |")
+        lines.append("")
     if r.get("duplicate_ids"):
         lines.append(f"- {r['duplicate_ids']} records repeat an earlier id; they were renamed id@index")
     if examples:

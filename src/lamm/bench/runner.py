@@ -143,10 +143,13 @@ def build_retriever(recipe: Recipe, scenario: Scenario, root: str | os.PathLike 
         raise ScenarioError(f"recipe {recipe.name!r}: instruction.icl.pool is not set; name a split (e.g. train) "
                             "or a LAMM-format file to draw in-context examples from (never the evaluated set)")
     spec = SCENARIOS.get(recipe.scenario.name)
+    # examples are shown once each, in their own order: a circular pool would offer every rotation of one
+    # example as another example
+    cfg = recipe.scenario.model_copy(update={"circular": False})
     if icl.pool in spec.splits or (not spec.splits and "/" not in icl.pool and not icl.pool.endswith((".json", ".jsonl"))):
-        pool = load_scenario(recipe.scenario, root, split=icl.pool)
+        pool = load_scenario(cfg, root, split=icl.pool)
     else:
-        pool = load_scenario(recipe.scenario, root, file=icl.pool)
+        pool = load_scenario(cfg, root, file=icl.pool)
     if Path(pool.source).resolve() == Path(scenario.source).resolve():
         raise ScenarioError(f"recipe {recipe.name!r}: the ICL pool {pool.source} is the evaluated file itself; "
                             "draw examples from another split or file")
@@ -288,6 +291,21 @@ def count_ppl_ties(rows: list[dict[str, Any]]) -> int:
     return n
 
 
+def _n_records(scenario: Scenario, circular: bool) -> int:
+    """Records of the scenario's file (a circular scenario holds one record per rotation)."""
+    if circular:
+        return len({r["circular_index"] for r in scenario.records})
+    return len(scenario.records)
+
+
+def _calibration_key(lines: list[dict[str, Any]], headline: str) -> str:
+    """The per-sample score that says an answer was right, for calibration: the headline where every row
+    has it, else ``accuracy`` (circular runs, POPE and MME, whose headline is not a per-question score)."""
+    if all(headline in (ln.get("scores") or {}) for ln in lines):
+        return headline
+    return "accuracy"
+
+
 def score_and_write(recipe: Recipe, scenario: Scenario, family: str, indices: list[int], samples: list[Sample],
                     answers: dict[str, dict[str, Any]], instruction: Any, rhash: str, engine: Engine, fp: str,
                     limit: int | None, out: Path, sizes: dict[int, tuple[int, int]]) -> dict[str, Any]:
@@ -299,6 +317,11 @@ def score_and_write(recipe: Recipe, scenario: Scenario, family: str, indices: li
     from lamm.fileio import write_jsonl_atomic, write_text_atomic
 
     fam = METRICS.get(family)
+    circular = recipe.scenario.circular
+    if circular:  # every rotation scored by the family, then grouped by record (lamm.bench.metrics.circular)
+        from lamm.bench.metrics.circular import CircularFamily
+
+        fam = CircularFamily(fam)
     scored, rows = _record_answers(indices, samples, answers)
     records = []
     for i in indices:
@@ -312,16 +335,20 @@ def score_and_write(recipe: Recipe, scenario: Scenario, family: str, indices: li
         raise ScenarioError(f"{scenario.source}: record {indices[e.index]} (id {e.record_id!r}): field "
                             f"{e.field!r}: {e.problem}") from None
     rep = report.to_dict()
-    base_keys = {"index", "id", "parsed", "unparsed"}
+    base_keys = {"index", "id", "parsed", "unparsed", "circular"}
     ids = [scenario.record_id(i) if isinstance(scenario, RecordScenario) else str(scenario.records[i].get("id"))
            for i in indices]
     lines = []
     for k, (i, row) in enumerate(zip(indices, rows)):
         ps = report.per_sample[k] if k < len(report.per_sample) else {}
         media = [scenario.records[i].get(m) for m in ("image", "pcl") if scenario.records[i].get(m)]
-        lines.append({"id": ids[k], "record_index": i, "media": media, **row,
-                      "parsed": ps.get("parsed"), "unparsed": ps.get("unparsed"),
-                      "scores": {m: v for m, v in ps.items() if m not in base_keys}})
+        line = {"id": ids[k], "record_index": i, "media": media, **row,
+                "parsed": ps.get("parsed"), "unparsed": ps.get("unparsed"),
+                "scores": {m: v for m, v in ps.items() if m not in base_keys}}
+        if "circular" in ps:  # which record and rotation this row is, and whether its record was all right
+            line["record_index"] = scenario.records[i]["circular_index"]
+            line["circular"] = ps["circular"]
+        lines.append(line)
     write_jsonl_atomic(out / "answers.jsonl", json_safe(lines))
     headline = rep["headline"]
     results = {
@@ -330,7 +357,8 @@ def score_and_write(recipe: Recipe, scenario: Scenario, family: str, indices: li
         "family": family, "model": engine.spec or type(engine).__name__, "model_fingerprint": fp,
         "inferencer": recipe.inferencer.type, "instruction": instruction.to_json(),
         "icl": recipe.instruction.icl.model_dump(mode="json"),
-        "n_records": len(scenario.records), "limit": limit, "n": rep["n"], "n_questions": len(samples),
+        "n_records": _n_records(scenario, circular), "limit": limit, "n": rep["n"],
+        "n_questions": len(samples),
         "unparsed": rep["unparsed"], "duplicate_ids": getattr(scenario, "duplicate_ids", 0),
         "headline": headline, "score": rep["metrics"].get(headline),
         "higher_is_better": headline not in LOWER_IS_BETTER,
@@ -341,13 +369,20 @@ def score_and_write(recipe: Recipe, scenario: Scenario, family: str, indices: li
     # calibration desideratum: a ppl run of single-question records gets its ECE and a reliability diagram
     from lamm.bench.desiderata.calibration import calibration_from_answers, reliability_svg
 
-    calibration = calibration_from_answers(lines, headline, ci=recipe.metrics.ci, seed=recipe.metrics.seed)
+    calibration = calibration_from_answers(lines, _calibration_key(lines, headline), ci=recipe.metrics.ci,
+                                           seed=recipe.metrics.seed)
     if calibration is not None:
         results["calibration"] = json_safe(calibration)
         write_text_atomic(out / "reliability.svg", reliability_svg(
             calibration["bins"], recipe.name or recipe.scenario.name, ece=calibration["ece"]))
     if recipe.inferencer.type == "ppl":  # exact ties went to the lowest option index: say how often
         results["ppl_ties"] = count_ppl_ties(lines)
+    if circular:
+        # ``chance`` is that of the headline (circular accuracy); this one is the rotation-0 accuracy's
+        sizes = [scenario.records[i]["circular_n"] for i in indices
+                 if scenario.records[i]["circular_rotation"] == 0]
+        chance0 = 100.0 * sum(1.0 / k for k in sizes) / len(sizes) if sizes else None
+        results["circular"] = {**rep["info"].get("circular", {}), "chance_accuracy": chance0}
     if recipe.scenario.corruption is not None:  # robustness: say which corruption, and what it could not change
         results["corruption"] = {**recipe.scenario.corruption.model_dump(mode="json"),
                                  "unchanged": len(getattr(scenario, "unchanged", ()))}
@@ -376,7 +411,12 @@ def run_recipe(recipe: Recipe | str | os.PathLike, model: str | Engine, *, out_d
     instruction = resolve_recipe_instruction(recipe)
     rhash = recipe_hash(recipe, instruction)
     scenario = load_scenario(recipe.scenario, root)
-    indices = subset_indices(scenario, limit, recipe.seed)
+    if recipe.scenario.circular:  # --limit N: N records with all their rotations, as a plain run picks them
+        from lamm.bench.circular import circular_subset
+
+        indices = circular_subset(scenario.records, scenario.source, limit, recipe.seed)
+    else:
+        indices = subset_indices(scenario, limit, recipe.seed)
     samples = scenario.samples(indices)
     if len({s.id for s in samples}) != len(samples):
         raise ScenarioError(f"{scenario.source}: sample ids are not unique; the cache needs unique ids")

@@ -22,7 +22,14 @@ detection3d            map25, map50, ar25, ar50, lamm_recall50     map25        
 grounding3d            acc25, acc50 (+ _unique, _multiple)         acc50                ScanRefer
 instruction_following  match_rate, label_rate, unparsed (a count)  match_rate           multiple choice + verbalizer
 pope                   f1, accuracy, precision, recall, yes_ratio  f1                   POPE, Synth-POPE
+mme                    score (sum of acc + acc+ per subtask; not    score                MME, generic files
+                       a percent), perception, cognition,
+                       accuracy, accuracy_plus
 =====================  ==========================================  ===================  =====================
+
+Circular evaluation (``scenario.circular``, MMBench's CircularEval) wraps ``multiple_choice`` in
+``lamm.bench.metrics.circular.CircularFamily``: headline ``circular_accuracy``, plus ``accuracy`` over
+rotation 0 and ``rotation_accuracy``; it is not a family of its own.
 
 Every family (a ``MetricFamily``) exposes::
 
@@ -62,6 +69,7 @@ from lamm.bench.metrics import (  # noqa: F401  (importing registers each family
     instruction_following,
     keypoints,
     locating,
+    mme,
     multiple_choice,
     ocr,
     pope,

@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 _MODULES = ("lamm.bench.scenarios.lamm_files", "lamm.bench.scenarios.synthetic", "lamm.bench.scenarios.generic",
-            "lamm.bench.scenarios.pope")
+            "lamm.bench.scenarios.pope", "lamm.bench.scenarios.mme")
 
 
 def load_all() -> None:
@@ -74,6 +74,12 @@ def load_scenario(cfg: ScenarioConfig, root: str | os.PathLike | None, *, split:
             raise ScenarioError(f"scenario {cfg.name!r} takes no scenario.params (got {sorted(cfg.params)}); "
                                 "remove them from the recipe") from None
         raise
+    # circular evaluation (MMBench): every rotation of the options, before the transforms below so a
+    # corruption applies to the rotated questions
+    if cfg.circular:
+        from lamm.bench.circular import circular_scenario
+
+        scenario = circular_scenario(scenario)
     # desiderata transforms: relabelled options (instruction following), corrupted copies (robustness)
     if cfg.verbalizer:
         from lamm.bench.desiderata.instruction_following import verbalize_scenario

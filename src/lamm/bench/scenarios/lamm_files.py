@@ -44,7 +44,7 @@ FAMILY_TASK_TYPES: dict[str, str] = {
     "classification": "classification", "facial_smile": "VQA", "facial_hair": "VQA", "detection": "detection",
     "multiple_choice": "VQA", "caption": "normal", "counting": "counting", "ocr": "VQA",
     "keypoints": "keypoint_detection", "locating": "keypoint_detection", "detection3d": "detection3d",
-    "grounding3d": "visual_grounding3d",
+    "grounding3d": "visual_grounding3d", "mme": "VQA",
 }
 _TASK_TYPES_3D = {"classification": "classification3d", "multiple_choice": "VQA3d"}
 
@@ -74,6 +74,9 @@ def gold_answer(family: str, rec: dict[str, Any]) -> str | None:
         return "Yes, the person is smiling." if str(rec["attr"]).strip() == "1" else "No, the person is not smiling."
     if family == "facial_hair" and "attr" in rec:
         return f"The person has {_hair(rec['attr'])} hair."
+    gt = rec.get("gt_answer")
+    if family == "mme" and isinstance(gt, str) and gt.strip().lower() in ("yes", "no"):
+        return gt.strip().capitalize()
     if family == "multiple_choice" and isinstance(rec.get("gt_choice"), int):
         return f"The answer is ({chr(65 + rec['gt_choice'])})."
     if family in ("detection", "detection3d") and isinstance(rec.get("object"), list):
@@ -104,7 +107,7 @@ def vocabulary(family: str, records: list[dict[str, Any]], source: str = "<recor
     order, whatever labels the file holds; a class is spelled as the file spells it where the file has it
     ("dense residential" for ``denseresidential``), else as in the list. A label outside the list is an
     error naming the record. Without a class list (synthetic, generic files): the distinct labels of the
-    file. ``facial_smile``: yes / no. ``facial_hair``: the distinct hair colours of the file.
+    file. ``facial_smile`` and ``mme``: yes / no. ``facial_hair``: the distinct hair colours of the file.
 
     >>> vocabulary("classification", [{"id": "a", "label": "Cat"}], classes=("cat", "dog"))
     ['Cat', 'dog']
@@ -129,7 +132,7 @@ def vocabulary(family: str, records: list[dict[str, Any]], source: str = "<recor
                     "metric: classification}")
             spelled.setdefault(key, label)
         return [spelled.get(label_key(c), c) for c in classes]
-    if family == "facial_smile":
+    if family in ("facial_smile", "mme"):
         return ["yes", "no"]
     if family == "facial_hair":
         return sorted({_hair(r["attr"]) for r in records if isinstance(r, dict) and "attr" in r}) or None
@@ -189,7 +192,12 @@ def records_scenario(name: str, path: Path, media_root: Path, family: str, task_
         modality = "pcl" if records and "pcl" in records[0] else "image"
     tt = task_type or default_task_type(family, modality)
     opts = vocabulary(family, records, str(path), classes)
-    level = 100.0 / len(opts) if opts else (chance(records) if chance else None)
+    if family == "mme":  # the headline is a sum of per-subtask scores, not a percent of the options
+        from lamm.bench.scenarios.mme import mme_chance
+
+        level = mme_chance(records)
+    else:
+        level = 100.0 / len(opts) if opts else (chance(records) if chance else None)
     return RecordScenario(
         name=name, metric=family, task_type=tt, modality=modality, source=str(path), root=media_root,
         records=records, build=make_builder(family, tt, media_root, str(path), opts), options=opts,
