@@ -37,10 +37,32 @@ class ScriptedEngine(Engine):
     def loglikelihood(self, requests, progress=None):
         self.scored.extend(requests)
         out = []
-        for r in requests:
+        for r in requests:  # the table is keyed by the whole reply; m is the mean of the scored tokens
             n = len(r.continuation.split())
-            m = self.scores.get(r.continuation, -5.0)
+            m = self.scores.get(r.context + r.continuation, -5.0)
             out.append(LoglikelihoodResult(m * n, m, n))
+        return out
+
+
+class WordEngine(Engine):
+    """Log-probability per word of the scored part (``continuation``) from a table (default 0), as a
+    backend scores tokens after the request's context."""
+
+    def __init__(self, table: dict[str, float]) -> None:
+        super().__init__()
+        self.table = table
+
+    def fingerprint(self) -> str:
+        return "words"
+
+    def generate(self, requests, progress=None):
+        return ["" for _ in requests]
+
+    def loglikelihood(self, requests, progress=None):
+        out = []
+        for r in requests:
+            lp = [self.table.get(w, 0.0) for w in r.continuation.split()]
+            out.append(LoglikelihoodResult(sum(lp), sum(lp) / len(lp), len(lp)))
         return out
 
 
@@ -99,7 +121,9 @@ def test_ppl_picks_argmax_and_keeps_probabilities():
     eng = ScriptedEngine(table)
     res = make_inferencer("ppl", eng, ins).infer([_sample(["red", "blue", "green"])])[0]
     assert res.answer == "The answer is (B) blue" and res.extra["choice"] == 1
-    assert [r.continuation for r in eng.scored] == list(table)
+    assert [r.context + r.continuation for r in eng.scored] == list(table)
+    # the template's constant head is context (read, not scored): the option's own tokens are scored
+    assert [(r.context, r.continuation) for r in eng.scored][0] == ("The answer is (", "A) red")
     assert all(r.conversation is eng.scored[0].conversation for r in eng.scored)  # one shared prompt
     probs = res.extra["option_probs"]
     assert math.isclose(sum(probs), 1.0) and probs == softmax([-2.0, -0.5, -1.0])
@@ -169,3 +193,20 @@ def test_multiturn_classes_then_boxes():
         make_inferencer("multiturn", eng, resolve_instruction("counting")).infer([_sample()])
     with pytest.raises(KeyError, match="did you mean 'direct'"):
         make_inferencer("dirct", eng, ins)
+
+
+def test_ppl_mean_scores_the_option_tokens_not_the_template_head():
+    """LAMM.md: PPL ranks options by the mean log-probability of *their* tokens. Averaging over the whole
+    filled template (``mean_reply``) lets the head's confident tokens dilute a long option's mean less
+    than a short one's, and can flip the choice."""
+    ins = resolve_instruction("multiple_choice", answer_template="letter_option")
+    eng = WordEngine({"red": -1.0, "dark": -0.5, "navy": -0.5, "blue": -0.5})
+    s = _sample(["red", "dark navy blue"])
+    # option tokens: A) red → (0 - 1) / 2 = -0.5; B) dark navy blue → -1.5 / 4 = -0.375: B
+    res = make_inferencer("ppl", eng, ins).infer([s])[0]
+    assert res.extra["choice"] == 1 and res.extra["option_scores"] == [-0.5, -0.375]
+    # whole template: "The answer is (A) red" → -1 / 5 = -0.2; "... (B) dark navy blue" → -1.5 / 7: A
+    res = make_inferencer("ppl", eng, ins, ppl_score="mean_reply").infer([s])[0]
+    assert res.extra["choice"] == 0 and res.extra["option_scores"] == pytest.approx([-0.2, -1.5 / 7])
+    with pytest.raises(ValueError, match="ppl_score 'median'"):
+        make_inferencer("ppl", eng, ins, ppl_score="median").infer([s])

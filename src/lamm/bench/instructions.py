@@ -201,6 +201,18 @@ class ResolvedInstruction:
             labels=", ".join(opts),
         ).strip()
 
+    def answer_head(self) -> str:
+        """The answer template's constant head: its text before the first field, the same for every option
+        (``"The answer is ("`` of ``"The answer is ({letter}) {option}"``; ``""`` when it starts with a
+        field). Likelihood scoring conditions on it and scores the rest.
+
+        >>> resolve_instruction("multiple_choice").answer_head()
+        'The answer is ('
+        """
+        for literal, field_name, _, _ in string.Formatter().parse(self.answer_template):
+            return literal if field_name is not None else ""
+        return ""
+
     def format_answer(self, option: str, index: int, labels: list[str] | None = None) -> str:
         """The answer template for option ``index`` (text ``option``); ``{letter}`` is ``labels[index]``
         when labels are given (a verbalised question), else the letter."""

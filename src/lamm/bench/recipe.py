@@ -99,8 +99,10 @@ class InferencerConfig(Config):
     temperature: float = Field(0.0, ge=0.0)
     #: with temperature > 0: every sample samples with a seed from this and its id (reproducible runs)
     seed: int = 0
-    #: ppl: rank options by the mean (ChEF) or the sum of their tokens' log-probabilities
-    ppl_score: Literal["mean", "sum"] = "mean"
+    #: ppl: rank options by the mean (LAMM/ChEF) or the sum of the log-probabilities of the option's own
+    #: tokens (the filled answer template after its constant head, e.g. "A) cat" after "The answer is (");
+    #: ``mean_reply``: the mean over the whole filled template (this project's rule before 2026-11-26)
+    ppl_score: Literal["mean", "sum", "mean_reply"] = "mean"
 
 
 class MetricsConfig(Config):
@@ -182,6 +184,8 @@ def recipe_hash(recipe: Recipe, resolved: ResolvedInstruction | None = None) -> 
 
         payload["texts"]["verbalizer"] = verbalizer_texts(recipe.scenario.verbalizer)
     payload["hash_version"] = HASH_VERSION
+    if recipe.inferencer.type == "ppl":  # which tokens are scored changed; answers cached before are stale
+        payload["ppl_scored_tokens"] = "after_answer_head"
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -1,8 +1,13 @@
 """``ppl``: likelihood scoring of every option (ChEF's PPL inferencer).
 
 Each option is filled into the answer template (``"The answer is ({letter}) {option}"`` ...) and scored
-as the assistant's reply by :meth:`Engine.loglikelihood`; the option with the highest mean (default, as
-ChEF) or summed token log-probability wins. ``extra`` keeps every option's score and its probability —
+as the assistant's reply by :meth:`Engine.loglikelihood`. The template's constant head (``"The answer is
+("``, :meth:`ResolvedInstruction.answer_head`) is the request's ``context``: the model reads it, but only
+the option's own tokens (``"A) cat"``) are scored, as LAMM.md defines PPL ("the mean log-probability of
+its tokens given the prompt"). The option with the highest mean (default) or summed log-probability of
+those tokens wins; ``ppl_score: mean_reply`` averages over the whole filled template instead (the head's
+tokens dilute the mean differently for options of different lengths; this project's rule before
+2026-11-26, kept to compare with older runs). ``extra`` keeps every option's score and its probability —
 the softmax over the option scores — which the calibration desideratum needs. The answer text is the
 winning option's filled template, so the ordinary parsers read it. A verbalised sample (``Sample.labels``,
 instruction following) fills ``{letter}`` with its own labels ("The answer is (2) repel").
@@ -52,7 +57,8 @@ def softmax(scores: list[float]) -> list[float]:
 
 @INFERENCERS.register("ppl")
 class PPLInferencer(Inferencer):
-    """Argmax of option log-likelihoods; ``ppl_score`` (option) is ``"mean"`` or ``"sum"``.
+    """Argmax of option log-likelihoods; ``ppl_score`` (option) is ``"mean"``, ``"sum"`` (over the
+    option's tokens, after the template's head) or ``"mean_reply"`` (over the whole filled template).
 
     Exact ties go to the lowest option index and are recorded in ``extra["tied"]`` (module docstring)."""
 
@@ -61,6 +67,9 @@ class PPLInferencer(Inferencer):
 
     def infer(self, samples: list[Sample], progress: ProgressFn | None = None) -> list[InferenceResult]:
         score_kind = self.options.get("ppl_score", "mean")
+        if score_kind not in ("mean", "sum", "mean_reply"):
+            raise ValueError(f"inferencer.ppl_score {score_kind!r}: expected mean, sum or mean_reply")
+        head = "" if score_kind == "mean_reply" else self.instruction.answer_head()
         requests, convs = [], []
         for s in samples:
             if not s.options:
@@ -78,15 +87,17 @@ class PPLInferencer(Inferencer):
                                  "instruction.answer_template: letter_option or answer_is_letter")
             conv = self.conversation(s)
             convs.append(conv)
-            requests.extend(LoglikelihoodRequest(conv, self.instruction.format_answer(o, j, s.labels))
-                            for j, o in enumerate(s.options))
+            for j, o in enumerate(s.options):
+                reply = self.instruction.format_answer(o, j, s.labels)
+                # the head is a literal prefix of every filled template (its fields come after it)
+                requests.append(LoglikelihoodRequest(conv, reply[len(head):], context=head))
         results = self.engine.loglikelihood(requests)
         out, pos = [], 0
         for s, conv in zip(samples, convs):
             assert s.options is not None
             res = results[pos:pos + len(s.options)]
             pos += len(s.options)
-            scores = [r.mean_logprob if score_kind == "mean" else r.sum_logprob for r in res]
+            scores = [r.sum_logprob if score_kind == "sum" else r.mean_logprob for r in res]
             best = max(range(len(scores)), key=lambda j: (scores[j], -j))  # ties: the lowest index
             extra = {"choice": best, "option_scores": scores, "option_probs": softmax(scores),
                      "score": score_kind, "options": list(s.options)}
