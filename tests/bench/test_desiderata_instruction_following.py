@@ -251,8 +251,9 @@ def test_ppl_scores_the_new_labels(tmp_path):
     rec = _Recording(load_engine("dummy"))
     ins = resolve_instruction("instruction_following")
     [res] = make_inferencer("ppl", rec, ins).infer([s])
-    assert [r.continuation for r in rec.requests] == ["The answer is (1) red", "The answer is (2) blue",
-                                                      "The answer is (3) green", "The answer is (4) yellow"]
+    assert [r.context + r.continuation for r in rec.requests] == [
+        "The answer is (1) red", "The answer is (2) blue", "The answer is (3) green", "The answer is (4) yellow"]
+    assert {r.context for r in rec.requests} == {"The answer is ("}  # the head is read, not scored
     assert "(2) blue" in rec.requests[0].conversation.messages[-1].content
     k = res.extra["choice"]
     assert res.answer == f"The answer is ({k + 1}) {OPTS[k]}"
@@ -262,7 +263,7 @@ def test_ppl_scores_the_new_labels(tmp_path):
     rec2 = _Recording(load_engine("dummy"))
     make_inferencer("ppl", rec2, custom).infer([s])
     assert rec2.requests[0].conversation.messages[-1].content.endswith("[(1) red (2) blue (3) green (4) yellow]")
-    assert rec2.requests[1].continuation == "The answer is (2)"
+    assert rec2.requests[1].context + rec2.requests[1].continuation == "The answer is (2)"
     with pytest.raises(ValueError, match=r"relabelled options.*letter_option"):
         make_inferencer("ppl", load_engine("dummy"), resolve_instruction("instruction_following", "default",
                                                                          "answer_is")).infer([s])

@@ -111,3 +111,60 @@ def test_intervals_are_printed_with_the_digits_of_their_value():
     entry = Entry("m", "t", "classification", _results("m", "t", "classification", 66.67, [66.66, 66.68]),
                   Path("."))
     assert "66.67<small> [66.66, 66.68]</small>" in leaderboard_html([entry])
+
+
+def test_a_circular_run_has_its_own_column_and_radar_axis(tmp_path):
+    """A circular run's headline (circular accuracy) is neither averaged with plain multiple-choice accuracy
+    on the radar nor put in the plain run's column, even under the same recipe name."""
+    from lamm.bench.recipe import load_recipe
+    from lamm.bench.report import family_scores
+
+    root = make_lamm_benchmark(tmp_path / "data", scenarios=["ScienceQA"])
+    for tag, spec in MODELS.items():
+        run_recipe("scienceqa", spec, out_dir=tmp_path / "runs" / tag / "plain", root=root,
+                   show_progress=False)
+        run_recipe(load_recipe("scienceqa", ["scenario.circular=true"]), spec,
+                   out_dir=tmp_path / "runs" / tag / "circ", root=root, show_progress=False)
+    entries = find_results([tmp_path / "runs"])
+    assert {(e.task, e.family) for e in entries} == {("scienceqa", "multiple_choice"),
+                                                      ("scienceqa (circular)", "multiple_choice (circular)")}
+    values = family_scores(entries)
+    for e in entries:  # one run per (model, family): each axis is that run's own score, not a mean
+        assert values[(e.model, e.family)] == e.results["metrics"][e.results["headline"]]
+    # "(B)" for every rotation: right in rotation 0 of 1 record in 3, never in every rotation
+    always_b = MODELS["ans"]
+    assert values[(always_b, "multiple_choice")] == 100 / 3
+    assert values[(always_b, "multiple_choice (circular)")] == 0.0
+    md = leaderboard_markdown(entries)
+    header = next(line for line in md.splitlines() if line.startswith("| model"))
+    assert sorted(c.strip() for c in header.split("|")[2:-1]) == ["scienceqa (accuracy)",
+                                                                  "scienceqa (circular) (circular_accuracy)"]
+    assert "several runs" not in md
+    radar = leaderboard_html(entries)
+    radar = radar[radar.rindex("<svg"):]
+    assert ">multiple_choice</text>" in radar and ">multiple_choice (circular)</text>" in radar
+
+
+def test_recipes_lists_whether_a_recipe_is_circular(monkeypatch):
+    import typer
+    from typer.testing import CliRunner
+
+    from lamm.cli import common
+    from lamm.cli.bench_runs import register
+
+    monkeypatch.setattr(common.console, "width", 250)
+    app = typer.Typer()
+
+    @app.callback()
+    def _group() -> None:
+        """bench"""
+
+    register(app)
+    res = CliRunner().invoke(app, ["recipes"])
+    assert res.exit_code == 0, res.output
+    header = next(line for line in res.output.splitlines() if "inferencer" in line)
+    assert header.split("┃")[-2].strip() == "circular"
+    cells = {line.split("│")[1].strip(): line.split("│")[-2].strip() for line in res.output.splitlines()
+             if line.startswith("│")}
+    assert cells["scienceqa_circular"] == "yes" and cells["synth_vqa_circular"] == "yes"
+    assert cells["scienceqa"] == "-" and cells["mme"] == "-"

@@ -277,3 +277,22 @@ def test_a_missing_image_of_a_size_dependent_metric_fails_before_any_answer(tmp_
     with pytest.raises(ScenarioError, match=r"record 1 \(id 'lsp_1'\): field 'image': .*1.png: cannot read"):
         run_recipe("LSP", engine, out_dir=tmp_path / "out", root=root, show_progress=False)
     assert not (tmp_path / "log.jsonl").exists() or not (tmp_path / "log.jsonl").read_text().strip()
+
+
+def test_a_log_line_cut_by_a_kill_is_cut_before_the_next_run_appends(tmp_path):
+    """A kill mid-append leaves log.jsonl ending in a cut line; the next run cuts it off (and says how many
+    bytes it cut) instead of gluing its first event onto it: every line of the log parses."""
+    root = make_lamm_benchmark(tmp_path / "data", n=2, scenarios=["FSC147"])
+    out = tmp_path / "run"
+    out.mkdir()
+    whole = json.dumps({"event": "start", "recipe": "fsc147"}) + "\n"
+    torn = '{"event": "batch", "rank": 0, "n": 2, "do'
+    (out / "log.jsonl").write_text(whole + torn, encoding="utf-8")
+    run_recipe("fsc147", "dummy", out_dir=out, root=root, show_progress=False)
+    events = [json.loads(line) for line in (out / "log.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert events[0] == json.loads(whole) and events[1]["event"] == "start"
+    assert events[1]["log_cut_bytes"] == len(torn) and events[-1]["event"] == "done"
+    # an intact log is left alone
+    run_recipe("fsc147", "dummy", out_dir=out, root=root, show_progress=False)
+    events = [json.loads(line) for line in (out / "log.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert events[0] == json.loads(whole) and "log_cut_bytes" not in events[-2]

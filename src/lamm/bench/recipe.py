@@ -256,7 +256,8 @@ def recipe_summary(recipe: Recipe) -> dict[str, Any]:
     ins = recipe.instruction
     icl = f"{ins.icl.retriever}x{ins.icl.k}" if ins.icl.retriever != "none" else "-"
     return {"name": recipe.name, "scenario": recipe.scenario.name, "split": recipe.scenario.split,
-            "inferencer": recipe.inferencer.type, "prompt": ins.prompt, "icl": icl}
+            "inferencer": recipe.inferencer.type, "prompt": ins.prompt, "icl": icl,
+            "circular": "yes" if recipe.scenario.circular else "-"}
 
 
 class SuiteConfig(Config):

@@ -8,6 +8,11 @@ task's first such metric (counting's headline is MAE, so its exact-count accurac
 axis runs 0–100 outward. Tasks without a percentage metric are left off the radar and listed under it.
 The radar draws only the families every model has a value for (a family a model never ran is not a 0);
 each family left off that way is listed under the chart ("model B: no run for family pope").
+
+A circular run (MMBench's CircularEval, ``results["circular"]``) is kept apart from plain runs of its
+family: its family is ``"multiple_choice (circular)"`` (its own radar axis: a circular accuracy is not
+averaged with plain accuracies), and its task gets `` (circular)`` unless its recipe name already says
+``circular`` (its own column, even when a plain run of the same recipe is beside it).
 """
 
 from __future__ import annotations
@@ -58,12 +63,19 @@ def run_report_markdown(results: dict[str, Any], examples: list[dict[str, Any]])
         f"- model fingerprint `{r['model_fingerprint']}`, recipe hash `{r['recipe_hash']}`",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in r["versions"].items()),
     ]
+    if r.get("context_refused"):
+        lines.append(f"- **context: {r['context_refused']} of {r['n_questions']} questions did not fit the "
+                     f"model's context** ({r.get('context_length')} tokens, prompt and reply together) and "
+                     "were not answered: empty answers, scored as wrong and counted as unparsed "
+                     "(`extra.error: context_length_exceeded` in answers.jsonl)")
     cal = r.get("calibration")
     if cal:
         lines.append(f"- calibration: ECE {format_number(cal['ece'])}%{_ci(cal.get('ece_ci'))} over {cal['n_bins']} equal-count "
                      f"bins of the top option probability; mean confidence {format_number(cal['mean_confidence'])}%, "
                      f"accuracy {format_number(cal['accuracy'])}% (overconfidence {format_number(cal['overconfidence'])}); "
-                     "reliability diagram: reliability.svg")
+                     "reliability diagram: reliability.svg"
+                     + (f"; {cal['context_refused_excluded']} question(s) refused for the context left out "
+                        "(they have no option probabilities)" if cal.get("context_refused_excluded") else ""))
     if "ppl_ties" in r:
         lines.append(f"- ppl ties: {r['ppl_ties']} of {r['n_questions']} questions had several options with "
                      "the best score; the lowest-index option was taken (`extra.tied` in answers.jsonl)")
@@ -125,6 +137,33 @@ class Entry:
         return None
 
 
+def is_circular_run(results: dict[str, Any]) -> bool:
+    """Whether ``results`` is a circular run's (``scenario.circular``; headline ``circular_accuracy``)."""
+    return bool(results.get("circular")) or results.get("headline") == "circular_accuracy"
+
+
+def leaderboard_family(results: dict[str, Any]) -> str:
+    """The family a run is grouped under on the leaderboard: its metric family, ``"<family> (circular)"``
+    for a circular run (its headline is not comparable with the family's plain accuracy).
+
+    >>> leaderboard_family({"family": "multiple_choice", "headline": "circular_accuracy"})
+    'multiple_choice (circular)'
+    """
+    fam = str(results["family"])
+    return f"{fam} (circular)" if is_circular_run(results) else fam
+
+
+def leaderboard_task(results: dict[str, Any]) -> str:
+    """The column a run is shown in: its recipe (else scenario) name, with `` (circular)`` for a circular run
+    whose name does not say so (``--recipe scienceqa scenario.circular=true`` is not ``scienceqa``).
+
+    >>> leaderboard_task({"recipe": "scienceqa", "family": "multiple_choice", "circular": {"records": 3}})
+    'scienceqa (circular)'
+    """
+    task = str(results["recipe"] or results["scenario"])
+    return f"{task} (circular)" if is_circular_run(results) and "circular" not in task.lower() else task
+
+
 def find_results(paths: list[str | os.PathLike]) -> list[Entry]:
     """Every ``results.json`` under the given run directories (searched recursively) or files."""
     files: list[Path] = []
@@ -139,7 +178,7 @@ def find_results(paths: list[str | os.PathLike]) -> list[Entry]:
     for f in files:
         try:
             r = json.loads(f.read_text(encoding="utf-8"))
-            entries.append(Entry(r["model"], r["recipe"] or r["scenario"], r["family"], r, f.parent))
+            entries.append(Entry(r["model"], leaderboard_task(r), leaderboard_family(r), r, f.parent))
         except (json.JSONDecodeError, KeyError) as e:
             raise ValueError(f"{f}: not a lamm bench results.json ({e})") from None
     if not entries:
@@ -230,6 +269,17 @@ def _radar_svg(models: list[str], families: list[str], values: dict[tuple[str, s
     return "".join(parts)
 
 
+def family_scores(entries: list[Entry]) -> dict[tuple[str, str], float]:
+    """``{(model, family): mean radar score of the model's tasks of that family}`` (families as
+    :attr:`Entry.family`: a circular run's is its own), over the entries that have a radar score."""
+    sums: dict[tuple[str, str], list[float]] = {}
+    for e in entries:
+        v = e.radar_score()
+        if v is not None:
+            sums.setdefault((e.model, e.family), []).append(v)
+    return {k: sum(vs) / len(vs) for k, vs in sums.items()}
+
+
 def leaderboard_html(entries: list[Entry]) -> str:
     """The self-contained HTML leaderboard (see the module docstring)."""
     models, tasks, cells, notes = _grid(entries)
@@ -247,12 +297,7 @@ def leaderboard_html(entries: list[Entry]) -> str:
         rows.append(f'<tr><td><span class="sw" style="background:{colours[m]}"></span>{html.escape(m)}</td>{"".join(tds)}</tr>')
     bars = "".join(_bar_svg(t, [cells[(m, t)] for m in models if (m, t) in cells], colours) for t in tasks)
     scored = sorted({e.family for e in cells.values() if e.radar_score() is not None})
-    values: dict[tuple[str, str], float] = {}
-    for m in models:
-        for f in scored:
-            vs = [s for e in cells.values() if e.model == m and e.family == f and (s := e.radar_score()) is not None]
-            if vs:
-                values[(m, f)] = sum(vs) / len(vs)
+    values = family_scores(list(cells.values()))
     # a family some model has no value for would be drawn at 0 for it, as if it had scored 0: leave it off
     families = [f for f in scored if all((m, f) in values for m in models)]
     ran = {(e.model, e.family) for e in cells.values()}

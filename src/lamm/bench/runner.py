@@ -4,13 +4,22 @@ Outputs in the run directory (all written atomically, by rank 0 only):
 
 * ``answers.jsonl`` — one row per record: question(s), rendered prompt(s), raw answer(s), the parsed
   prediction, the per-sample scores and inferencer extras (option probabilities, rationales);
-* ``results.json`` — metrics, 95% bootstrap intervals, counts (``n``, ``unparsed``; ``ppl_ties`` for a
-  ``ppl`` run: questions whose best option score was shared, decided by the lowest index), recipe hash, model
+* ``results.json`` — metrics, 95% bootstrap intervals, counts (``n``, ``unparsed``; ``context_refused``:
+  questions whose prompt did not fit the model's context; ``ppl_ties`` for a ``ppl`` run: questions whose
+  best option score was shared, decided by the lowest index), recipe hash, model
   fingerprint, versions of lamm / torch / transformers. It holds nothing that depends on timing or on
   how the run was split, so a resumed or a data-parallel run writes the same bytes as one clean process;
 * ``report.md`` — the same for people; ``recipe.yaml`` — the resolved recipe;
 * ``run_info.json`` (timing, world size, how many answers came from the cache, how many stale cache
-  entries were regenerated) and ``log.jsonl``.
+  entries were regenerated) and ``log.jsonl`` (appended across resumes; a line a kill cut is cut off
+  before the next run appends, ``lamm.fileio.cut_torn_tail``).
+
+Prompts that do not fit the model's context: the engine refuses them (``ContextLengthError``) and the
+inferencer (``Inferencer.answer``, ``lamm.bench.inferencers``) asks the rest again; each refused question
+gets an empty answer (unparsed, scored as wrong) with ``extra = {"error": "context_length_exceeded",
+"prompt_tokens", "context_length"}``, is counted in ``results.json`` → ``context_refused`` and logged. A
+refusal is cached like an answer (the same model and sample are refused again); a cached refusal is asked
+again when the engine's ``context_length`` now differs from the one it records.
 
 Resume: answers go to the SQLite cache (``lamm.bench.cache``) batch by batch, *before* scoring; a rerun
 of the same recipe and model asks the model only for samples without a cached answer. Each cached answer
@@ -37,7 +46,7 @@ from typing import Any
 
 from lamm.bench.cache import ResponseCache, sample_fingerprints, split_fresh
 from lamm.bench.icl import Retriever, make_retriever
-from lamm.bench.inferencers import make_inferencer
+from lamm.bench.inferencers import is_refused, make_inferencer
 from lamm.bench.recipe import Recipe, load_recipe, recipe_hash, resolve_recipe_instruction, scenario_meta
 from lamm.bench.scenarios import (
     MissingDataError,
@@ -49,7 +58,7 @@ from lamm.bench.scenarios import (
     subset_indices,
 )
 from lamm.bench.scenarios.base import SCENARIOS
-from lamm.fileio import append_jsonl, write_json_atomic
+from lamm.fileio import append_jsonl, cut_torn_tail, write_json_atomic
 from lamm.infer.engine import Engine, load_engine
 
 #: metrics where a smaller value is better (everything else: larger is better)
@@ -222,7 +231,8 @@ def _infer(recipe: Recipe, engine: Engine, retriever: Retriever | None, instruct
         task = bar.add_task(label, total=total, completed=done_before)
         for start in range(0, len(todo), inf.batch_size):
             batch = todo[start:start + inf.batch_size]
-            results = inferencer.infer(batch, progress=lambda n: bar.advance(task, n))
+            # answer(): a prompt that does not fit the context is recorded as refused, the rest answered
+            results = inferencer.answer(batch, progress=lambda n: bar.advance(task, n))
             if len(results) != len(batch):
                 raise RuntimeError(f"inferencer {inf.type!r} returned {len(results)} results for {len(batch)} samples")
             payloads = {s.id: {**r.to_payload(), "fingerprint": fingerprints[s.id]}
@@ -230,9 +240,22 @@ def _infer(recipe: Recipe, engine: Engine, retriever: Retriever | None, instruct
             cache.put_many(fp, rhash, payloads)
             new.update(payloads)
             bar.update(task, completed=done_before + len(new))
+            refused = [s.id for s, r in zip(batch, results) if is_refused(r.extra)]
+            if refused:
+                first = next(r.extra for r in results if is_refused(r.extra))
+                append_jsonl(log_path, {"event": "context_refused", "rank": rank, "n": len(refused),
+                                        "ids": refused, "context_length": first.get("context_length")})
             append_jsonl(log_path, {"event": "batch", "rank": rank, "n": len(batch), "done": len(new),
                                     "todo": len(todo), "elapsed_s": round(time.time() - t0, 3)})
     return new
+
+
+def refusals_to_retry(cached: dict[str, dict[str, Any]], context_length: int | None) -> set[str]:
+    """Ids of cached refusals (``extra.error == "context_length_exceeded"``) made under another context
+    than the engine's now (``context_length``; a backend option the model fingerprint may not cover):
+    they are asked again rather than reused."""
+    return {sid for sid, p in cached.items()
+            if is_refused(p.get("extra")) and p["extra"].get("context_length") != context_length}
 
 
 def json_safe(x: Any) -> Any:
@@ -351,6 +374,8 @@ def score_and_write(recipe: Recipe, scenario: Scenario, family: str, indices: li
         lines.append(line)
     write_jsonl_atomic(out / "answers.jsonl", json_safe(lines))
     headline = rep["headline"]
+    # questions the engine refused for the context (empty answers, scored as wrong): counted, never hidden
+    refused = [answers[s.id]["extra"] for s in samples if is_refused(answers[s.id].get("extra"))]
     results = {
         "recipe": recipe.name, "recipe_hash": rhash,
         "scenario": recipe.scenario.name, "split": recipe.scenario.split, "source": Path(scenario.source).name,
@@ -359,7 +384,9 @@ def score_and_write(recipe: Recipe, scenario: Scenario, family: str, indices: li
         "icl": recipe.instruction.icl.model_dump(mode="json"),
         "n_records": _n_records(scenario, circular), "limit": limit, "n": rep["n"],
         "n_questions": len(samples),
-        "unparsed": rep["unparsed"], "duplicate_ids": getattr(scenario, "duplicate_ids", 0),
+        "unparsed": rep["unparsed"], "context_refused": len(refused),
+        **({"context_length": refused[0].get("context_length")} if refused else {}),
+        "duplicate_ids": getattr(scenario, "duplicate_ids", 0),
         "headline": headline, "score": rep["metrics"].get(headline),
         "higher_is_better": headline not in LOWER_IS_BETTER,
         "metrics": rep["metrics"], "ci": rep["ci"], "unscaled": sorted(fam.unscaled),
@@ -369,9 +396,14 @@ def score_and_write(recipe: Recipe, scenario: Scenario, family: str, indices: li
     # calibration desideratum: a ppl run of single-question records gets its ECE and a reliability diagram
     from lamm.bench.desiderata.calibration import calibration_from_answers, reliability_svg
 
-    calibration = calibration_from_answers(lines, _calibration_key(lines, headline), ci=recipe.metrics.ci,
+    # a refused question has no option probabilities: calibration is over the questions that were scored
+    # by the model, and says how many were left out
+    asked = [ln for ln in lines if not is_refused(ln.get("extra"))]
+    calibration = calibration_from_answers(asked, _calibration_key(lines, headline), ci=recipe.metrics.ci,
                                            seed=recipe.metrics.seed)
     if calibration is not None:
+        if len(asked) < len(lines):
+            calibration["context_refused_excluded"] = len(lines) - len(asked)
         results["calibration"] = json_safe(calibration)
         write_text_atomic(out / "reliability.svg", reliability_svg(
             calibration["bins"], recipe.name or recipe.scenario.name, ece=calibration["ece"]))
@@ -435,15 +467,23 @@ def run_recipe(recipe: Recipe | str | os.PathLike, model: str | Engine, *, out_d
         if dist.rank == 0:
             assert cache is not None
             cached, stale = split_fresh(cache.get_many(fp, rhash, [s.id for s in samples]), fingerprints)
+            for sid in refusals_to_retry(cached, engine.context_length):
+                del cached[sid]
             pending = [s.id for s in samples if s.id not in cached]
+            # a kill may have cut the log's last line: cut it before this run's first line is glued to it
+            # (before the broadcast below, so no other rank appends first)
+            cut = cut_torn_tail(log_path)
             append_jsonl(log_path, {"event": "start", "recipe": recipe.name, "recipe_hash": rhash,
                                     "model": fp, "samples": len(samples), "cached": len(cached),
-                                    "stale": len(stale), "world_size": dist.world})
+                                    "stale": len(stale), "world_size": dist.world,
+                                    **({"log_cut_bytes": cut} if cut else {})})
         pending = dist.broadcast(pending if dist.rank == 0 else None)
         with cache or ResponseCache(cache_path or out / "cache.sqlite") as cache:
             mine_ids = pending[dist.rank::dist.world]
             by_id = {s.id: s for s in samples}
             own = split_fresh(cache.get_many(fp, rhash, mine_ids), fingerprints)[0] if dist.world > 1 else {}
+            for sid in refusals_to_retry(own, engine.context_length):
+                del own[sid]
             todo = [by_id[i] for i in mine_ids if i not in own]
             label = f"{recipe.name or recipe.scenario.name}" + (f" (rank {dist.rank})" if dist.world > 1 else "")
             total = len(samples) if dist.world == 1 else len(mine_ids)

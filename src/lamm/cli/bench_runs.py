@@ -62,9 +62,14 @@ def run(
     ci = r["ci"].get(r["headline"])
     ci_s = f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci and None not in ci else ""
     score = "–" if r["score"] is None else f"{r['score']:.2f}"
+    refused = r.get("context_refused") or 0
     console.print(f"[bold]{r['recipe']}[/] on {r['model']}: {r['headline']} = [bold]{score}[/]{ci_s}  "
-                  f"(n={r['n']}, unparsed={r['unparsed']}, generated={outcome.n_generated}, "
-                  f"cached={outcome.n_cached})", highlight=False)
+                  f"(n={r['n']}, unparsed={r['unparsed']}, context_refused={refused}, "
+                  f"generated={outcome.n_generated}, cached={outcome.n_cached})", highlight=False)
+    if refused:
+        console.print(f"[yellow]{refused} of {r['n_questions']} question(s) did not fit the model's context "
+                      f"({r.get('context_length')} tokens) and were scored as wrong (answers.jsonl: "
+                      "extra.error = context_length_exceeded)[/]", highlight=False)
     if outcome.n_stale:
         console.print(f"[yellow]{outcome.n_stale} cached answer(s) were for different question/media content "
                       "under the same sample ids and were regenerated (run_info.json: stale_regenerated)[/]",
@@ -117,7 +122,7 @@ def report(
 def recipes(
     scenarios: Annotated[bool, typer.Option("--scenarios", help="List scenarios instead of recipes.")] = False,
 ) -> None:
-    """List the recipes found (name, scenario, inferencer, prompt, ICL) or the scenarios."""
+    """List the recipes found (name, scenario, inferencer, prompt, ICL, circular) or the scenarios."""
     from rich.table import Table
 
     from lamm.bench.recipe import list_recipes, load_recipe, recipe_summary
@@ -138,13 +143,13 @@ def recipes(
         return
     table = Table(title="recipes")
     table.add_column("name", no_wrap=True)
-    for col in ("scenario", "split", "inferencer", "prompt", "icl"):
+    for col in ("scenario", "split", "inferencer", "prompt", "icl", "circular"):
         table.add_column(col, overflow="fold")
     folders: list[str] = []
     with _errors():
         for name, path in list_recipes().items():
             s = recipe_summary(load_recipe(path))
-            table.add_row(name, s["scenario"], s["split"], s["inferencer"], s["prompt"], s["icl"])
+            table.add_row(name, *(s[k] for k in ("scenario", "split", "inferencer", "prompt", "icl", "circular")))
             if str(Path(path).parent) not in folders:
                 folders.append(str(Path(path).parent))
     console.print(table)

@@ -1,4 +1,7 @@
-"""``direct``: generate one answer per sample (ChEF's Direct inferencer); parsing happens at scoring."""
+"""``direct``: generate one answer per sample (ChEF's Direct inferencer); parsing happens at scoring.
+
+A sample whose prompt does not fit the model's context gets an empty answer and the refusal in ``extra``
+(``lamm.bench.inferencers``, "Prompts that do not fit"); the others are answered as usual."""
 
 from __future__ import annotations
 
@@ -15,5 +18,7 @@ class DirectInferencer(Inferencer):
 
     def infer(self, samples: list[Sample], progress: ProgressFn | None = None) -> list[InferenceResult]:
         convs = [self.conversation(s) for s in samples]
-        texts = self.engine.generate([self.request(c) for c in convs], progress)
-        return [InferenceResult(t, render_prompt(c)) for t, c in zip(texts, convs)]
+        texts, refused = self.generate_fitting([self.request(c) for c in convs], progress)
+        # a prompt that does not fit the context: an empty answer that says why (inferencers.Refusal)
+        return [InferenceResult(t, render_prompt(c)) if t is not None else refused[i].result(render_prompt(c))
+                for i, (t, c) in enumerate(zip(texts, convs))]
