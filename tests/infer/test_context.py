@@ -188,3 +188,17 @@ def test_server_maps_a_backend_refusal_to_context_length_exceeded():
         assert r.status_code == 400, r.text
         err = r.json()["error"]
         assert err["code"] == "context_length_exceeded" and "context is 10 tokens" in err["message"]
+
+
+def test_dummy_loglikelihood_refuses_what_does_not_fit():
+    """The dummy counts words; prompt + context + continuation over its context refuses the call."""
+    from lamm.conversation import Conversation
+    from lamm.infer.engine import ContextLengthError, LoglikelihoodRequest, load_engine
+
+    eng = load_engine("dummy", context_length=26)  # system message + question + "and": 23 words
+    conv = Conversation.single_turn("one two three four", id="q")
+    ok = LoglikelihoodRequest(conv, "five six", context="and")
+    assert eng.loglikelihood([ok])[0].n_tokens == 2
+    too_long = LoglikelihoodRequest(conv, "five six seven eight nine", context="and")
+    with pytest.raises(ContextLengthError, match=r"request 1 \(id 'q'\).*continuation 5 more"):
+        eng.loglikelihood([ok, too_long])

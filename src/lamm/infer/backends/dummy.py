@@ -29,6 +29,7 @@ from lamm.infer.engine import (
     LoglikelihoodRequest,
     LoglikelihoodResult,
     ProgressFn,
+    check_loglikelihood_context,
     fit_to_context,
 )
 
@@ -104,6 +105,11 @@ class DummyEngine(Engine):
 
     def loglikelihood(self, requests: list[LoglikelihoodRequest],
                       progress: ProgressFn | None = None) -> list[LoglikelihoodResult]:
+        """Pseudo-random scores; with ``context_length``, prompt + context + continuation words over it
+        refuse the call (:func:`~lamm.infer.engine.check_loglikelihood_context`), as the real backends do."""
+        counts = [(self.prompt_tokens(GenerateRequest(r.conversation)) + len(r.context.split()),
+                   max(1, len(r.continuation.split()))) for r in requests]
+        check_loglikelihood_context(requests, counts, self.context_length)
         out = []
         for req in requests:
             seam = req.context + "\x1f" if req.context else ""  # no context: the digests of before
