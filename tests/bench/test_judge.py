@@ -399,6 +399,31 @@ def test_judge_run_and_errors(two_runs, tmp_path):
         compare_runs(base / "a", base / "cls", Judge(eng), root=root)
 
 
+def test_context_refused_answers_are_not_judged(two_runs, tmp_path):
+    """An answer the model's context refused (empty, extra.error context_length_exceeded) is not sent to the
+    judge: listed and counted instead; in a comparison, a sample refused in either run is left out."""
+    import shutil
+
+    root, base = two_runs
+    run = tmp_path / "refused"
+    shutil.copytree(base / "a", run)
+    rows = [json.loads(x) for x in (run / "answers.jsonl").read_text(encoding="utf-8").splitlines()]
+    refused = [rows[1]["id"], rows[4]["id"]]
+    for r in rows:
+        if r["id"] in refused:
+            r["answer"], r["extra"] = "", {"error": "context_length_exceeded", "prompt_tokens": 50,
+                                           "context_length": 46}
+    (run / "answers.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    eng = ScriptedEngine(lambda t: "Rating: [[6]]")
+    r = judge_run(run, Judge(eng), root=root, out_dir=tmp_path / "j")
+    assert r["context_refused"] == refused and r["n"] == len(rows) - 2 and len(eng.calls) == len(rows) - 2
+    assert "Not judged: 2 answer(s)" in (tmp_path / "j" / "judge.md").read_text(encoding="utf-8")
+    eng = ScriptedEngine(lambda t: "8 6")
+    c = compare_runs(base / "a", run, Judge(eng), root=root, out_dir=tmp_path / "c")
+    assert c["context_refused_b"] == refused and c["context_refused_a"] == [] and c["n"] == len(rows) - 2
+    assert "Not compared: 2 sample(s)" in (tmp_path / "c" / "compare.md").read_text(encoding="utf-8")
+
+
 def test_compare_cli_end_to_end(two_runs, judge_server, tmp_path):
     from lamm.cli.main import app
 

@@ -6,6 +6,12 @@ do not carry the ground truth, so the scenario is reloaded from the run's recipe
 row is checked against its record (same index, same id) before :func:`~lamm.bench.judge_prompts.reference_text`
 turns the record into the judge's reference.
 
+Answers the engine refused because their prompt did not fit the model's context (empty, with
+``extra.error = "context_length_exceeded"``; ``lamm.bench.inferencers``) are not sent to the judge: there is
+no answer to grade. They are listed in ``context_refused`` (``judge``) or ``context_refused_a`` /
+``context_refused_b`` (``compare``: a sample refused in either run is not compared) and counted in the
+reports; the benchmark's own scores already count them as wrong.
+
 Outputs (atomic writes): ``judge.json`` + ``judge.md``, ``compare.json`` + ``compare.md``. They hold no
 timings and no cache statistics, so the same judge replies always give the same bytes.
 """
@@ -32,6 +38,14 @@ from lamm.bench.scenarios.base import stable_hash
 from lamm.fileio import read_json_or_jsonl, write_json_atomic, write_text_atomic
 
 _ROW_FIELDS = ("id", "record_index", "question", "answer")
+
+
+def context_refused(row: dict[str, Any]) -> bool:
+    """Whether a row of ``answers.jsonl`` (or one of its parts) was refused for the model's context."""
+    from lamm.bench.inferencers import is_refused
+
+    extra = row.get("extra")
+    return is_refused(extra) or (isinstance(extra, dict) and any(is_refused(v) for v in extra.values()))
 
 
 @dataclass
@@ -125,6 +139,8 @@ def judge_run(run_dir: str | os.PathLike, judge: Judge, *, root: str | os.PathLi
     to ``out_dir`` when given. Returns the ``judge.json`` content."""
     run = load_run(run_dir)
     ids = select_ids(list(run.rows), limit, seed)
+    refused = [i for i in ids if context_refused(run.rows[i])]
+    ids = [i for i in ids if i not in set(refused)]
     refs = references(run, ids, root)
     items = [SingleItem(i, answer_text(run.rows[i]["question"]), refs[i], answer_text(run.rows[i]["answer"]))
              for i in ids]
@@ -132,7 +148,7 @@ def judge_run(run_dir: str | os.PathLike, judge: Judge, *, root: str | os.PathLi
     result = {"kind": "single", "run": str(run.dir), "recipe": run.results.get("recipe"),
               "scenario": run.results.get("scenario"), "family": run.results["family"],
               "model": run.results.get("model"), **_base(judge, prompt_id, "single", seed, limit),
-              "n_answers": len(run.rows), **summarize_scores(judgements, seed=seed),
+              "n_answers": len(run.rows), "context_refused": refused, **summarize_scores(judgements, seed=seed),
               "per_sample": judgement_rows(judgements)}
     if out_dir is not None:
         write_json_atomic(Path(out_dir) / "judge.json", result)
@@ -171,6 +187,9 @@ def compare_runs(run_a: str | os.PathLike, run_b: str | os.PathLike, judge: Judg
             raise JudgeError(f"sample {i!r}: the two runs asked different questions ({a.dir}, {b.dir}); were they "
                              "run on different data?")
     ids = select_ids(common, limit, seed)
+    refused_a = [i for i in ids if context_refused(a.rows[i])]
+    refused_b = [i for i in ids if context_refused(b.rows[i])]
+    ids = [i for i in ids if i not in set(refused_a) | set(refused_b)]
     refs = references(a, ids, root)
     items = [PairItem(i, answer_text(a.rows[i]["question"]), refs[i], answer_text(a.rows[i]["answer"]),
                       answer_text(b.rows[i]["answer"])) for i in ids]
@@ -180,6 +199,7 @@ def compare_runs(run_a: str | os.PathLike, run_b: str | os.PathLike, judge: Judg
               "recipe_b": b.results.get("recipe"), "scenario": a.results.get("scenario"),
               "family": a.results["family"], **_base(judge, prompt_id, "pairwise", seed, limit),
               "n_common": len(common), "only_in_a": only_a, "only_in_b": only_b,
+              "context_refused_a": refused_a, "context_refused_b": refused_b,
               **summarize_pairs(judgements, seed=seed), "per_sample": judgement_rows(judgements)}
     if out_dir is not None:
         write_json_atomic(Path(out_dir) / "compare.json", result)
@@ -211,6 +231,11 @@ def judge_markdown(r: dict[str, Any], n_failed_shown: int = 20) -> str:
              "|---:|---:|---:|---:|---:|",
              (f"| {_f(r['mean_score'])} | {_ci(r['ci'])} | {r['n']} | {r['n_scored']} | {r['failures']} "
              f"({r['failure_kinds']['call']} / {r['failure_kinds']['unparsable']}) |"), ""]
+    refused = r.get("context_refused") or []
+    if refused:
+        lines += [(f"Not judged: {len(refused)} answer(s) the model's context refused (no answer to grade; the "
+                   "benchmark scores them as wrong): " + ", ".join(refused[:20]) + (" …" if len(refused) > 20 else "")),
+                  ""]
     failed = [s for s in r["per_sample"] if s["score"] is None]
     if failed:
         lines += ["## Failed judgements (not scored)", "", "| id | reason |", "|---|---|"]
@@ -239,6 +264,11 @@ def compare_markdown(r: dict[str, Any], n_failed_shown: int = 20) -> str:
              f"| same position preferred in both orders: 1st / 2nd | {pb['first_both']} / {pb['second_both']} | |",
              "", (f"Samples judged: {r['n']} of {r['n_common']} answered by both runs; only in A: "
              f"{len(r['only_in_a'])}, only in B: {len(r['only_in_b'])}."), ""]
+    for side in ("a", "b"):
+        refused = r.get(f"context_refused_{side}") or []
+        if refused:
+            lines += [(f"Not compared: {len(refused)} sample(s) the model's context refused in {side.upper()}: "
+                       + ", ".join(refused[:20]) + (" …" if len(refused) > 20 else "")), ""]
     for side in ("a", "b"):
         ids = r[f"only_in_{side}"]
         if ids:
