@@ -100,6 +100,24 @@ def write_records(path: str | os.PathLike, records: Iterable[dict[str, Any]]) ->
         write_json_atomic(path, list(records))
 
 
+#: labels of multiple-choice options in LAMM's queries and answers ("(A) red (B) blue", "The answer is (B)")
+OPTION_LETTERS = "ABCDEF"
+
+
+def format_options(options: list[str], labels: list[str] | None = None) -> str:
+    """Options as LAMM's multiple-choice queries write them (ScienceQA, ScanQA): ``(A) red (B) blue``;
+    ``labels``: other labels instead of the letters (a verbalised question).
+
+    >>> format_options(["red", "blue"]), format_options(["red", "blue"], ["1", "2"])
+    ('(A) red (B) blue', '(1) red (2) blue')
+    """
+    if labels is None:
+        if len(options) > len(OPTION_LETTERS):
+            raise ValueError(f"{len(options)} options; LAMM's letters label at most {len(OPTION_LETTERS)}")
+        labels = list(OPTION_LETTERS[: len(options)])
+    return " ".join(f"({lab}) {opt}" for lab, opt in zip(labels, options))
+
+
 def record_modality(record: dict[str, Any]) -> str:
     """``"image"``, ``"pcl"`` or ``"text"`` (neither key: a text-only instruction record)."""
     return next((k for k in MODALITY_KEYS if k in record), TEXT_MODALITY)

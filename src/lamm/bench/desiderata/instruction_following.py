@@ -49,6 +49,7 @@ from typing import Any
 
 from lamm.bench.options import split_options
 from lamm.bench.scenarios.base import RecordScenario, Sample, Scenario, ScenarioError
+from lamm.data.records import format_options
 from lamm.fileio import jsonl_lines, read_text_utf8
 
 _NUMBER_WORDS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
@@ -117,11 +118,6 @@ def join_choices(labels: list[str]) -> str:
     return labels[0] if len(labels) == 1 else f"{', '.join(labels[:-1])} or {labels[-1]}"
 
 
-def render_options(options: list[str], labels: list[str]) -> str:
-    """``"(1) red (2) blue"``: LAMM's options format under other labels."""
-    return " ".join(f"({lab}) {opt}" for lab, opt in zip(labels, options))
-
-
 def verbalized_question(query: str, options: list[str], labels: list[str]) -> str:
     """The question of a verbalised sample: the stem, the options under ``labels``, :data:`INSTRUCTION`.
 
@@ -130,7 +126,7 @@ def verbalized_question(query: str, options: list[str], labels: list[str]) -> st
     Answer with the label of the correct option, one of 1 or 2.
     """
     stem = split_options(query, options)[0].strip()
-    tail = f"Options: {render_options(options, labels)}"
+    tail = f"Options: {format_options(options, labels)}"
     head = f"{stem} {tail}" if stem else tail
     return f"{head}\n{INSTRUCTION.format(choices=join_choices(labels))}"
 

@@ -21,15 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from lamm.data.records import OPTION_LETTERS, format_options
+
 from .base import BuilderError, Sample, draw_balanced, is_unnamed, label_fields, register_builder, source_ref
 from .templates import TemplateSet
-
-LETTERS = "ABCDEF"
-
-
-def format_options(choices: list[str]) -> str:
-    """``(A) red (B) blue`` (LAMM's ScienceQA / ScanQA query style)."""
-    return " ".join(f"({LETTERS[i]}) {c}" for i, c in enumerate(choices))
 
 
 def _qa_candidates(record: dict[str, Any], builder: str) -> list[dict[str, Any]]:
@@ -44,8 +39,8 @@ def _qa_candidates(record: dict[str, Any], builder: str) -> list[dict[str, Any]]
         key = str(e.get("id", j))
         if "choices" in e:
             ch, gt = e["choices"], e.get("answer_index")
-            if not isinstance(ch, list) or not 2 <= len(ch) <= len(LETTERS):
-                raise BuilderError(f"{where}.choices: must be a list of 2..{len(LETTERS)} options")
+            if not isinstance(ch, list) or not 2 <= len(ch) <= len(OPTION_LETTERS):
+                raise BuilderError(f"{where}.choices: must be a list of 2..{len(OPTION_LETTERS)} options")
             if not isinstance(gt, int) or isinstance(gt, bool) or not 0 <= gt < len(ch):
                 raise BuilderError(f"{where}.answer_index: must index choices (0..{len(ch) - 1}), got {gt!r}")
             out.append(
@@ -197,7 +192,7 @@ def _attribute_candidates(
 
 def _choices(rng: np.random.Generator, truth: str, pool: list[str], n: int) -> tuple[list[str], int] | None:
     others = [p for p in dict.fromkeys(pool) if p != truth]
-    n = min(n, len(others) + 1, len(LETTERS))
+    n = min(n, len(others) + 1, len(OPTION_LETTERS))
     if n < 2:
         return None
     picked = [others[int(i)] for i in rng.choice(len(others), size=n - 1, replace=False)]
@@ -254,7 +249,7 @@ def build_vqa_samples(
                 }
                 out.append(Sample(wrap.render(**f), a.render(**f), f"{qid}+{wrap.id}+{a.id}", f"q{c['key']}"))
                 continue
-            choices, gt = c["choices"][: len(LETTERS)], c["gt"]
+            choices, gt = c["choices"][: len(OPTION_LETTERS)], c["gt"]
             if c["shuffle"] or shuffle_choices:
                 truth = choices[gt]
                 if c["shuffle"] and len(choices) > n_choices:  # keep the answer, sample the distractors
@@ -267,7 +262,7 @@ def build_vqa_samples(
         f = {
             "question": question,
             "options": format_options(choices),
-            "letter": LETTERS[gt],
+            "letter": OPTION_LETTERS[gt],
             "choice": choices[gt],
         }
         out.append(Sample(wrap.render(**f), a.render(**f), f"{qid}+{wrap.id}+{a.id}", f"q{c['key']}"))

@@ -13,18 +13,13 @@ import math
 
 import numpy as np
 
+from lamm.data.records import format_options
 from lamm.data.synthetic.scenes3d import SHAPES_3D, Object3D
 from lamm.data.synthetic.shapes2d import PALETTE, SHAPES_2D, Object2D, Scene2D, plural
 
 # --- 2D ---------------------------------------------------------------------------------------------
 
-OPTION_LETTERS = "ABCDEF"
 POSITIONS_2D = ("left", "right", "above", "below")
-
-
-def format_options(options: list[str]) -> str:
-    """``(A) red (B) blue ...`` as in LAMM's ScienceQA and ScanQA multiple-choice queries."""
-    return " ".join(f"({OPTION_LETTERS[i]}) {opt}" for i, opt in enumerate(options))
 
 
 def choices(rng: np.random.Generator, correct: str, pool: list[str] | tuple[str, ...], n: int = 4):
