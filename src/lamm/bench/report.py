@@ -98,6 +98,8 @@ def run_report_markdown(results: dict[str, Any], examples: list[dict[str, Any]])
         lines.append("")
     if r.get("duplicate_ids"):
         lines.append(f"- {r['duplicate_ids']} records repeat an earlier id; they were renamed id@index")
+    if r.get("layout_stats"):  # what the scenario's reader read and left out
+        lines.append("- data read: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in r["layout_stats"].items()))
     if examples:
         lines += ["", "## Examples", ""]
         for ex in examples:

@@ -415,6 +415,9 @@ def score_and_write(recipe: Recipe, scenario: Scenario, family: str, indices: li
                  if scenario.records[i]["circular_rotation"] == 0]
         chance0 = 100.0 * sum(1.0 / k for k in sizes) / len(sizes) if sizes else None
         results["circular"] = {**rep["info"].get("circular", {}), "chance_accuracy": chance0}
+    stats = getattr(scenario, "layout_stats", None)
+    if stats:  # what a release-layout reader read and left out (MME images without questions, SEED videos)
+        results["layout_stats"] = dict(stats)
     if recipe.scenario.corruption is not None:  # robustness: say which corruption, and what it could not change
         results["corruption"] = {**recipe.scenario.corruption.model_dump(mode="json"),
                                  "unchanged": len(getattr(scenario, "unchanged", ()))}

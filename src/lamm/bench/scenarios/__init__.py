@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 _MODULES = ("lamm.bench.scenarios.lamm_files", "lamm.bench.scenarios.synthetic", "lamm.bench.scenarios.generic",
-            "lamm.bench.scenarios.pope", "lamm.bench.scenarios.mme")
+            "lamm.bench.scenarios.pope", "lamm.bench.scenarios.mme", "lamm.bench.scenarios.seedbench")
 
 
 def load_all() -> None:
