@@ -36,7 +36,8 @@ __all__ = [
 ]
 
 _MODULES = ("lamm.bench.scenarios.lamm_files", "lamm.bench.scenarios.synthetic", "lamm.bench.scenarios.generic",
-            "lamm.bench.scenarios.pope", "lamm.bench.scenarios.mme", "lamm.bench.scenarios.seedbench")
+            "lamm.bench.scenarios.pope", "lamm.bench.scenarios.mme", "lamm.bench.scenarios.seedbench",
+            "lamm.bench.scenarios.mmbench")
 
 
 def load_all() -> None:
