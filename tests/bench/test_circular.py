@@ -118,6 +118,23 @@ def test_circular_family_over_multiple_choice_answers():
     assert r.ci["circular_accuracy"] != bootstrap_ratio([1, 1, 1, 0, 0, 0, 0, 0], [1] * 8, n_boot=200, seed=0)
 
 
+def test_categories_count_records_not_rotations():
+    """MMBench reports circular accuracy per ability: a category's entry counts its records (all rotations
+    right), not its rotations."""
+    base = [
+        {"id": "a", "query": "A? (A) red (B) blue (C) green", "gt_choice": 0, "gt_choices": CHOICES,
+         "category": "colour"},
+        {"id": "b", "query": "B? (A) red (B) blue (C) green", "gt_choice": 2, "gt_choices": CHOICES,
+         "category": "colour"},
+        {"id": "c", "query": "C? (A) yes (B) no", "gt_choice": 1, "gt_choices": ["yes", "no"], "category": "logic"},
+    ]
+    answers = ["red", "It is red.", "The answer is red", "(A)", "(A)", "(A)", "The answer is (B)", "hmm"]
+    r = CircularFamily(METRICS.get("multiple_choice")).evaluate(answers, _rotated(base), ci=False)
+    assert r.info["categories"] == {
+        "colour": {"circular_accuracy": 50.0, "questions": 2, "correct": 1, "unparsed": 0},
+        "logic": {"circular_accuracy": 0.0, "questions": 1, "correct": 0, "unparsed": 1}}
+    assert r.info["uncategorized"] == 0
+
 def test_every_rotation_is_required():
     recs = _rotated([{"id": "a", "query": "A? (A) x (B) y", "gt_choice": 0, "gt_choices": ["x", "y"]}])
     fam = CircularFamily(METRICS.get("multiple_choice"))

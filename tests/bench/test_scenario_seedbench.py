@@ -95,9 +95,15 @@ def test_run_plain_and_circular(tmp_path):
     r = out.results
     assert r["n"] == 3 and r["metrics"]["accuracy"] == pytest.approx(100 / 3)  # question 1's answer is B
     assert r["layout_stats"]["video_questions"] == 1
-    assert "video questions 1" in (tmp_path / "plain" / "report.md").read_text(encoding="utf-8")
+    report = (tmp_path / "plain" / "report.md").read_text(encoding="utf-8")
+    assert "video questions 1" in report and "| category | accuracy | 95% CI |" in report
+    assert r["info"]["categories"]["Scene Understanding"]["accuracy"] == 100.0
+    assert r["info"]["categories"]["Instance Counting"] == {
+        "accuracy": 0.0, "questions": 2, "correct": 0, "unparsed": 0,
+        "accuracy_ci": r["info"]["categories"]["Instance Counting"]["accuracy_ci"]}
     recipe = Recipe(name="seed_circ", scenario=ScenarioConfig(name="SEED-Bench", circular=True))
     c = run_recipe(recipe, AnswersB(), out_dir=tmp_path / "circ", root=root, show_progress=False).results
     # always "B": right in one rotation of four, never in all of them
     assert c["n"] == 3 and c["n_questions"] == 12 and c["metrics"]["circular_accuracy"] == 0.0
     assert c["metrics"]["accuracy"] == pytest.approx(100 / 3) and c["layout_stats"]["video_questions"] == 1
+    assert c["info"]["categories"]["Scene Understanding"]["circular_accuracy"] == 0.0  # per record

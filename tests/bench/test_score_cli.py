@@ -231,3 +231,22 @@ def test_circular_errors_name_the_line(tmp_path):
     result = runner.invoke(app, ["score", "--scenario", "CIFAR10", "--answers", str(cls)])
     assert result.exit_code == 2 and "groups the rotations of multiple-choice questions" in output(result)
     assert score_file("CIFAR10", cls, ci=False, circular=False).metrics == {"accuracy": 100.0}
+
+
+def test_multiple_choice_answers_with_categories_are_scored_per_category(tmp_path, monkeypatch):
+    """MMBench / SEED-Bench answer files: accuracy per category in the table and in --json."""
+    from lamm.cli import common
+
+    monkeypatch.setattr(common.console, "width", 200)
+    rows = [{"id": str(i), "gt_choices": ["red", "blue"], "gt_choice": i % 2, "category": cat,
+             "answer": ans} for i, (cat, ans) in enumerate([("colour", "(A)"), ("colour", "(A)"),
+                                                           ("shape", "(A)"), ("shape", "hmm")])]
+    f = write_jsonl(tmp_path / "mc.jsonl", rows)
+    result = runner.invoke(app, ["score", "--metric", "multiple_choice", "--answers", str(f), "--json", "--no-ci"])
+    assert result.exit_code == 0, output(result)
+    data = json.loads(result.stdout)
+    assert data["accuracy"] == 50.0 and data["uncategorized"] == 0  # rows 0 and 2 right, row 3 unread
+    assert data["categories"] == {"colour": {"accuracy": 50.0, "questions": 2, "correct": 1, "unparsed": 0},
+                                  "shape": {"accuracy": 50.0, "questions": 2, "correct": 1, "unparsed": 1}}
+    result = runner.invoke(app, ["score", "--metric", "multiple_choice", "--answers", str(f)])
+    assert result.exit_code == 0 and "accuracy per category" in output(result) and "shape" in output(result)

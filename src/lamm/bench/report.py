@@ -43,6 +43,23 @@ def _ci(ci: Any) -> str:
     return f" [{format_number(ci[0])}, {format_number(ci[1])}]"
 
 
+def category_table_markdown(info: dict[str, Any], headline: str) -> list[str]:
+    """Markdown lines of the per-category tables of a multiple-choice run (``info["categories"]`` and
+    ``info["l2_categories"]``, each category's ``headline`` with its interval and counts)."""
+    lines: list[str] = []
+    for key, title in (("categories", "category"), ("l2_categories", "l2 category")):
+        cats = info.get(key)
+        if not cats:
+            continue
+        lines += ["", f"| {title} | {headline} | 95% CI | questions | right | unparsed |", "|---|---|---|---|---|---|"]
+        for name, c in cats.items():
+            lines.append(f"| {name} | {format_number(c.get(headline))} | {_ci(c.get(f'{headline}_ci')).strip()} | "
+                         f"{c.get('questions')} | {c.get('correct')} | {c.get('unparsed')} |")
+    if info.get("uncategorized"):
+        lines.append(f"\n{info['uncategorized']} record(s) carry no category.")
+    return lines + [""]
+
+
 def run_report_markdown(results: dict[str, Any], examples: list[dict[str, Any]]) -> str:
     """The ``report.md`` of one run: headline, every metric with its interval, counts, prompts, examples."""
     r = results
@@ -96,6 +113,8 @@ def run_report_markdown(results: dict[str, Any], examples: list[dict[str, Any]])
                          f"{format_number(c.get('accuracy'))} | {format_number(c.get('accuracy_plus'))} | "
                          f"{c.get('questions')} | {c.get('images')} | {c.get('unparsed')} |")
         lines.append("")
+    elif r.get("info", {}).get("categories"):  # MMBench abilities, SEED-Bench dimensions (multiple choice)
+        lines += category_table_markdown(r["info"], r["headline"])
     if r.get("duplicate_ids"):
         lines.append(f"- {r['duplicate_ids']} records repeat an earlier id; they were renamed id@index")
     if r.get("layout_stats"):  # what the scenario's reader read and left out

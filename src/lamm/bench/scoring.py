@@ -294,12 +294,13 @@ def score_file(
 def summary(report: MetricReport) -> dict[str, Any]:
     """The flat JSON of ``lamm bench score --json``: the metric names, ``n``, ``unparsed`` and ``ci``
     (metric → ``[low, high]``); besides them only what a family's numbers cannot be read without, so the
-    keys are predictable per family: ``categories`` (MME's per-subtask scores) and ``circular`` (a circular
-    scoring's records, rotations and rotations right per record)."""
+    keys are predictable per family: ``categories`` (MME's per-subtask scores; a multiple-choice file's
+    per-category accuracy, with ``l2_categories`` and ``uncategorized``, when its records carry a
+    ``category``) and ``circular`` (a circular scoring's records, rotations and rotations right per record)."""
     d = report.to_dict()
     out: dict[str, Any] = dict(d["metrics"])
     out.update({"n": d["n"], "unparsed": d["unparsed"], "ci": d["ci"]})
-    for key in ("categories", "circular"):
-        if key in d["info"] and (key != "categories" or d["family"] == "mme"):
+    for key in ("categories", "l2_categories", "uncategorized", "circular"):
+        if key in d["info"]:
             out[key] = d["info"][key]
     return out

@@ -38,8 +38,8 @@ def score(
              "circular: {record, rotation}); default: when every row carries them.")] = None,
     root: Annotated[Path | None, typer.Option(help="Folder that 'image' paths are relative to (default: the answers file's folder); read only where a metric needs the image size.")] = None,
     as_json: Annotated[bool, typer.Option(
-        "--json", help="Print a JSON object: metric names, n, unparsed, ci (MME: categories; circular: "
-                       "circular).")] = False,
+        "--json", help="Print a JSON object: metric names, n, unparsed, ci (MME, or records with a category: "
+                       "categories; circular: circular).")] = False,
     ci: Annotated[bool, typer.Option("--ci/--no-ci", help="Seeded 95% bootstrap intervals (1000 resamples; always the headline metric).")] = True,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
     per_sample: Annotated[Path | None, typer.Option(help="Also write per-sample parsed predictions and scores (JSONL).")] = None,
@@ -81,6 +81,20 @@ def score(
             interval = f"[{_fmt(lo_hi[0])}, {_fmt(lo_hi[1])}]" if lo_hi else ""
             sub.add_row(name, format_number(c.get("score")), interval, format_number(c.get("accuracy")),
                         format_number(c.get("accuracy_plus")), str(c.get("questions")), str(c.get("images")),
+                        str(c.get("unparsed")))
+        console.print(sub)
+    for key, title in (("categories", "category"), ("l2_categories", "l2 category")):
+        per = d["info"].get(key) if d["family"] != "mme" else None
+        if not per:  # multiple choice with categories (MMBench abilities, SEED-Bench dimensions)
+            continue
+        sub = Table(title=f"{d['headline']} per {title}")
+        sub.add_column(title, no_wrap=True)
+        for col in (d["headline"], "95% CI", "questions", "unparsed"):
+            sub.add_column(col, justify="right")
+        for name, c in per.items():
+            lo_hi = c.get(f"{d['headline']}_ci")
+            sub.add_row(name, format_number(c.get(d["headline"])),
+                        f"[{_fmt(lo_hi[0])}, {_fmt(lo_hi[1])}]" if lo_hi else "", str(c.get("questions")),
                         str(c.get("unparsed")))
         console.print(sub)
     n_what = "records" if circ else "n"

@@ -27,6 +27,7 @@ import numpy as np
 
 from lamm.bench.metrics.base import MetricFamily, MetricReport, RecordError, check_inputs
 from lamm.bench.metrics.intervals import DEFAULT_N_BOOT, bootstrap_ratios
+from lamm.bench.metrics.multiple_choice import category_info
 
 CIRCULAR_METRICS = ("circular_accuracy", "accuracy", "rotation_accuracy")
 
@@ -134,8 +135,18 @@ class CircularFamily(MetricFamily):
         for r in per.values():
             key = f"{r['correct']}/{r['rotations']}"
             hist[key] = hist.get(key, 0) + 1
+        # per category (MMBench's abilities): records, not rotations, with the headline's meaning
+        first = {}
+        for r, g in zip(records, groups):
+            first.setdefault(g, r)
+        unread = {g: False for g in per}
+        for row, g in zip(base.per_sample, groups):
+            unread[g] = unread[g] or bool(row["unparsed"])
+        by_record = category_info([per[g]["all_correct"] for g in per], [unread[g] for g in per],
+                                  [first[g] for g in per], self.headline, ci=ci, seed=seed, n_boot=n_boot)
         info = {
-            **base.info,
+            **{k: v for k, v in base.info.items() if k not in ("categories", "l2_categories", "uncategorized")},
+            **by_record,
             "circular": {
                 "records": len(per),
                 "rotations": len(records),

@@ -56,6 +56,27 @@ def _category_of(record: dict, field: str) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
+def category_info(correct: Sequence[bool], unparsed: Sequence[bool], records: Sequence[dict], metric: str, *,
+                  ci: bool, seed: int, n_boot: int) -> dict[str, Any]:
+    """The report's per-category ``info`` entries (``categories``, ``l2_categories``, ``uncategorized``)
+    from one entry per scored unit (a question; a record of a circular run) and its record; empty when no
+    record has a category. Each category's interval resamples its own units from ``seed``."""
+    info: dict[str, Any] = {}
+    for field, key in CATEGORY_FIELDS.items():
+        cats = [_category_of(r, field) for r in records]
+        if all(c is None for c in cats):
+            continue
+        per = category_accuracy(correct, unparsed, cats, metric)
+        if ci:
+            for name, c in per.items():
+                ok = [float(k) for k, cat in zip(correct, cats) if cat == name]
+                c[f"{metric}_ci"] = list(bootstrap_ratio(ok, [1.0] * len(ok), n_boot=n_boot, seed=seed))
+        info[key] = per
+        if field == "category":
+            info["uncategorized"] = sum(c is None for c in cats)
+    return info
+
+
 class MultipleChoiceMetric(PerSampleFamily):
     """``accuracy`` of the option read from the answer; ``unparsed`` answers are counted (and wrong)."""
 
@@ -92,19 +113,8 @@ class MultipleChoiceMetric(PerSampleFamily):
         # the headline is a per-question 0/1 score here and in the subclasses (instruction following)
         correct = [row.get(self.headline) == 1.0 for row in report.per_sample]
         unparsed = [row["unparsed"] for row in report.per_sample]
-        for field, key in CATEGORY_FIELDS.items():
-            cats = [_category_of(r, field) for r in records]
-            if all(c is None for c in cats):
-                continue
-            per = category_accuracy(correct, unparsed, cats, self.headline)
-            if ci:  # each category resampled on its own, from the same seed (as the headline's interval)
-                for name, c in per.items():
-                    ok = [float(k) for k, cat in zip(correct, cats) if cat == name]
-                    interval = bootstrap_ratio(ok, [1.0] * len(ok), n_boot=n_boot, seed=seed)
-                    c[f"{self.headline}_ci"] = list(interval)
-            report.info[key] = per
-            if field == "category":
-                report.info["uncategorized"] = sum(c is None for c in cats)
+        report.info.update(category_info(correct, unparsed, records, self.headline, ci=ci, seed=seed,
+                                         n_boot=n_boot))
         return report
 
 
