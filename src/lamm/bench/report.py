@@ -49,7 +49,7 @@ def category_table_markdown(info: dict[str, Any], headline: str) -> list[str]:
     lines: list[str] = []
     for key, title in (("categories", "category"), ("l2_categories", "l2 category")):
         cats = info.get(key)
-        if not cats:
+        if not isinstance(cats, dict) or not cats:  # (detection's info["categories"] is its class list)
             continue
         lines += ["", f"| {title} | {headline} | 95% CI | questions | right | unparsed |", "|---|---|---|---|---|---|"]
         for name, c in cats.items():
@@ -113,7 +113,7 @@ def run_report_markdown(results: dict[str, Any], examples: list[dict[str, Any]])
                          f"{format_number(c.get('accuracy'))} | {format_number(c.get('accuracy_plus'))} | "
                          f"{c.get('questions')} | {c.get('images')} | {c.get('unparsed')} |")
         lines.append("")
-    elif r.get("info", {}).get("categories"):  # MMBench abilities, SEED-Bench dimensions (multiple choice)
+    elif isinstance(r.get("info", {}).get("categories"), dict):  # MMBench abilities, SEED-Bench dimensions
         lines += category_table_markdown(r["info"], r["headline"])
     if r.get("duplicate_ids"):
         lines.append(f"- {r['duplicate_ids']} records repeat an earlier id; they were renamed id@index")

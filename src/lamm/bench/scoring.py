@@ -301,6 +301,7 @@ def summary(report: MetricReport) -> dict[str, Any]:
     out: dict[str, Any] = dict(d["metrics"])
     out.update({"n": d["n"], "unparsed": d["unparsed"], "ci": d["ci"]})
     for key in ("categories", "l2_categories", "uncategorized", "circular"):
-        if key in d["info"]:
+        # per-category scores are a mapping (detection's info["categories"] is its class list: left out)
+        if key in d["info"] and (key not in ("categories", "l2_categories") or isinstance(d["info"][key], dict)):
             out[key] = d["info"][key]
     return out

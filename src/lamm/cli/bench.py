@@ -85,7 +85,7 @@ def score(
         console.print(sub)
     for key, title in (("categories", "category"), ("l2_categories", "l2 category")):
         per = d["info"].get(key) if d["family"] != "mme" else None
-        if not per:  # multiple choice with categories (MMBench abilities, SEED-Bench dimensions)
+        if not isinstance(per, dict) or not per:  # multiple choice with categories (MMBench, SEED-Bench)
             continue
         sub = Table(title=f"{d['headline']} per {title}")
         sub.add_column(title, no_wrap=True)
