@@ -216,3 +216,74 @@ def test_upstream_finish_reason_and_usage_are_recorded_per_request():
     eng = _streaming_engine([_Events(body)], [])
     assert "".join(eng.stream(_req(max_new_tokens=8))) == "Hello "
     assert eng.usage.last == [GenerationInfo(4, 8, "length")]
+
+
+# --------------------------------------------------------------------------------- the server's context
+def _context_server(ctx: int, calls: list[dict], style: str = "vllm") -> httpx.MockTransport:
+    """A server with a context of ``ctx`` "tokens" (words of the user messages) that refuses prompt +
+    max_tokens over it as vLLM words it (or as OpenAI, giving no counts)."""
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        calls.append(body)
+        n = sum(len(str(m["content"]).split()) for m in body["messages"] if m["role"] == "user")
+        if n + body["max_tokens"] > ctx:
+            msg = (f"This model's maximum context length is {ctx} tokens. However, you requested "
+                   f"{n + body['max_tokens']} tokens ({n} in the messages, {body['max_tokens']} in the completion).")
+            err = {"message": msg, "type": "BadRequestError", "code": 400} if style == "vllm" else \
+                {"message": "Please reduce the length of the messages.", "code": "context_length_exceeded"}
+            return httpx.Response(400, json={"error": err})
+        return httpx.Response(200, json={"choices": [{"message": {"content": f"answer {n}"}, "finish_reason": "length"}],
+                                         "usage": {"prompt_tokens": n, "completion_tokens": body["max_tokens"]}})
+    return httpx.MockTransport(handler)
+
+
+def _conv_req(text: str, qid: str, max_new_tokens: int = 10):
+    from lamm.conversation import Conversation
+    from lamm.infer.engine import GenerateRequest, GenerationSettings
+
+    return GenerateRequest(Conversation.single_turn(text, id=qid), GenerationSettings(max_new_tokens=max_new_tokens))
+
+
+def test_server_context_refusals_follow_the_engine_rule():
+    """A prompt that fits gets max_tokens cut to the room left; one that does not is named in one
+    ContextLengthError after the others are answered, and the next call reuses their replies."""
+    from lamm.infer.engine import ContextLengthError
+
+    calls: list[dict] = []
+    eng = load_engine("openai:m@http://fake/v1", transport=_context_server(12, calls), backoff=0.0, concurrency=1)
+    short, near, long = (_conv_req("one two", "a"), _conv_req("w " * 8, "b"), _conv_req("w " * 13, "c"))
+    with pytest.raises(ContextLengthError, match=r"request 2 \(id 'c'\): the prompt takes 13 tokens") as e:
+        eng.generate([short, near, long])
+    assert e.value.indices == [2] and e.value.context_length == 12
+    assert [c["max_tokens"] for c in calls] == [10, 10, 4, 10]  # near: refused at 10, sent again with 12 - 8
+    n = len(calls)
+    assert eng.generate([short, near]) == ["answer 2", "answer 8"] and len(calls) == n  # kept, not asked again
+    assert eng.usage.last[1].finish_reason == "length"
+    assert eng.generate([short]) == ["answer 2"] and len(calls) == n + 1  # kept only for the next call
+    # a server that gives no counts: refused as "strict", counts unknown
+    calls.clear()
+    eng = load_engine("openai:m@http://fake/v1", transport=_context_server(12, calls, "openai"), backoff=0.0)
+    with pytest.raises(ContextLengthError, match="the server did not say the model's context") as e:
+        eng.generate([near])
+    assert e.value.refused[0].prompt_tokens is None and e.value.context_length is None and len(calls) == 1
+
+
+def test_server_context_refusal_in_a_stream():
+    from lamm.infer.engine import ContextLengthError
+
+    calls: list[dict] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        calls.append(body)
+        n = sum(len(str(m["content"]).split()) for m in body["messages"] if m["role"] == "user")
+        if n + body["max_tokens"] > 12:
+            return httpx.Response(400, json={"error": {"message": f"this model's context is 12 tokens; the messages "
+                                                       f"take {n} tokens", "code": "context_length_exceeded"}})
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=_Events(_FULL))
+
+    eng = load_engine("openai:m@http://fake/v1", transport=httpx.MockTransport(handler), backoff=0.0, max_retries=0)
+    assert "".join(eng.stream(_conv_req("w " * 8, "b"))) == "Hello world, bye."
+    assert [c["max_tokens"] for c in calls] == [10, 4]
+    with pytest.raises(ContextLengthError, match=r"request 0 \(id 'c'\): the prompt takes 13 tokens"):
+        "".join(eng.stream(_conv_req("w " * 13, "c")))

@@ -138,14 +138,17 @@ class QuestionsRefused(ValueError):
     :class:`BatchSummary`; ``details``: ``(question_id, prompt tokens, context)`` per refused question."""
 
     def __init__(self, questions: str | os.PathLike, summary: BatchSummary,
-                 details: list[tuple[str, int, int]]) -> None:
+                 details: list[tuple[str, int | None, int | None]]) -> None:
         self.summary, self.details = summary, details
-        shown = ", ".join(f"question_id {q!r} ({n} tokens)" for q, n, _ in details[:10])
+        # counts are None where a remote server refused without giving them
+        shown = ", ".join(f"question_id {q!r}" + (f" ({n} tokens)" if n is not None else "")
+                          for q, n, _ in details[:10])
         more = f" and {len(details) - 10} more" if len(details) > 10 else ""
         ctx = details[0][2]
+        context = f"context of {ctx} tokens" if ctx is not None else "context"
         super().__init__(
             f"{questions}: {len(details)} question{'s' if len(details) != 1 else ''} did not fit the model's "
-            f"context of {ctx} tokens and {'were' if len(details) != 1 else 'was'} not answered: "
+            f"{context} and {'were' if len(details) != 1 else 'was'} not answered: "
             f"{shown}{more} (prompt tokens, image/point-cloud tokens included). The other {summary.answered} "
             f"were answered into {summary.answers_path} ({summary.skipped_done} were done before). Shorten "
             "those questions, give fewer images, or use a model with a longer context, then rerun: only they "
@@ -240,7 +243,7 @@ def run_batch(engine: Engine, questions: str | os.PathLike, answers: str | os.Pa
     if dropped:
         summary.notes.append(f"{answers}: dropped a truncated last line (an interrupted write); "
                              "its question is answered again")
-    refused: list[tuple[str, int, int]] = []  # (question_id, prompt tokens, context) of unfitting prompts
+    refused: list[tuple[str, int | None, int | None]] = []  # (question_id, prompt tokens, context) of unfitting prompts
     Path(answers).parent.mkdir(parents=True, exist_ok=True)
     with open(answers, "a", encoding="utf-8") as fh:
         for start in range(0, len(todo), chunk):
@@ -263,7 +266,7 @@ def run_batch(engine: Engine, questions: str | os.PathLike, answers: str | os.Pa
 
 
 def _answer_fitting(engine: Engine, part: list[dict[str, Any]], reqs: list[GenerateRequest],
-                    refused: list[tuple[str, int, int]]) -> list[tuple[dict[str, Any], str]]:
+                    refused: list[tuple[str, int | None, int | None]]) -> list[tuple[dict[str, Any], str]]:
     """``(question, answer)`` for the questions of one chunk whose prompt fits the context. The engine
     refuses a whole call that holds an over-long prompt (before generating) and names them all: those
     go to ``refused`` and the others are asked again without them."""

@@ -115,16 +115,19 @@ class GenerationInfo:
 @dataclass(frozen=True)
 class Overflow:
     """One request that does not fit the context: its index in the call, its conversation id (None when
-    it has none), its prompt tokens, and the tokens it needs beyond them (``max_new_tokens`` under the
-    strict rule, the continuation's tokens for a log-likelihood; 0 for a prompt that alone is too long)."""
+    it has none), its prompt tokens (None when a remote server did not say), and the tokens it needs
+    beyond them (``max_new_tokens`` under the strict rule, the continuation's tokens for a
+    log-likelihood; 0 for a prompt that alone is too long)."""
 
     index: int
     request_id: str | None
-    prompt_tokens: int
+    prompt_tokens: int | None
     extra_tokens: int = 0
 
     def describe(self, kind: str) -> str:
         who = f"request {self.index}" + (f" (id {self.request_id!r})" if self.request_id is not None else "")
+        if self.prompt_tokens is None:  # a server's refusal that gave no count
+            return f"{who}: the server refused the prompt + max_new_tokens ({self.extra_tokens}) as too long"
         if kind == "strict":
             return (f"{who}: the prompt takes {self.prompt_tokens} tokens and max_new_tokens asks for "
                     f"{self.extra_tokens} more")
@@ -140,11 +143,11 @@ OverflowKind = Literal["generate", "strict", "loglikelihood"]
 class ContextLengthError(ValueError):
     """Requests that do not fit the model's context, refused before anything ran (see the module
     docstring). ``refused``: one :class:`Overflow` per such request, in call order; ``context_length``:
-    the model's context; ``n_requests``: the requests of the refused call; ``kind``: ``"generate"`` (the
+    the model's context (None when a remote server refused without saying it); ``n_requests``: the requests of the refused call; ``kind``: ``"generate"`` (the
     prompt alone fills the context), ``"strict"`` (prompt + ``max_new_tokens`` exceed it) or
     ``"loglikelihood"`` (prompt + continuation exceed it)."""
 
-    def __init__(self, context_length: int, refused: list[Overflow], n_requests: int,
+    def __init__(self, context_length: int | None, refused: list[Overflow], n_requests: int,
                  kind: OverflowKind = "generate") -> None:
         self.context_length, self.refused = context_length, refused
         self.n_requests, self.kind = n_requests, kind
@@ -157,8 +160,9 @@ class ContextLengthError(ValueError):
                "a longer context")
         if kind == "strict":
             fix = "lower max_new_tokens, or " + fix
-        super().__init__(f"{shown}{more}; the model's context is {context_length} tokens (prompt and "
-                         f"reply together), so {room}; {scope}. To fix: {fix}")
+        ctx = (f"the model's context is {context_length} tokens" if context_length is not None
+               else "the server did not say the model's context")
+        super().__init__(f"{shown}{more}; {ctx} (prompt and reply together), so {room}; {scope}. To fix: {fix}")
 
     @property
     def indices(self) -> list[int]:

@@ -69,8 +69,8 @@ class Refusal:
     log-likelihood the continuation tokens that did not fit after the prompt (``kind`` = the
     :class:`~lamm.infer.engine.ContextLengthError`'s kind)."""
 
-    prompt_tokens: int
-    context_length: int
+    prompt_tokens: int | None  # None: a remote server refused without counting
+    context_length: int | None
     continuation_tokens: int = 0
     kind: str = "generate"
 
@@ -78,7 +78,8 @@ class Refusal:
     def of(cls, overflows: Sequence[Overflow], error: ContextLengthError) -> Refusal:
         """One sample's refusal from its refused requests (several for ``ppl``: one per option); the
         largest counts are kept."""
-        return cls(max(o.prompt_tokens for o in overflows), error.context_length,
+        counts = [o.prompt_tokens for o in overflows if o.prompt_tokens is not None]
+        return cls(max(counts) if counts else None, error.context_length,
                    max(o.extra_tokens for o in overflows) if error.kind == "loglikelihood" else 0, error.kind)
 
     def extra(self, turn: int | None = None) -> dict[str, Any]:

@@ -12,11 +12,22 @@
   and the server's message. A stream is retried only before its first piece reaches the consumer;
   a stream that then breaks, reports an in-band error, or ends without ``[DONE]`` raises (a partial
   reply is never returned as a whole one). Token counts come from the responses' ``usage``.
+* The server keeps its own context limit. A request it refuses as too long (HTTP 400, code
+  ``context_length_exceeded``, or a message about the context length, as OpenAI, vLLM and ``lamm serve``
+  word it) follows the engine's rule (:func:`~lamm.infer.engine.fit_to_context`) as far as the server's
+  message allows: when it gives the context and the prompt's tokens and the prompt alone fits, the
+  request is sent again with ``max_tokens`` cut to the room left (its reply then ends with
+  ``finish_reason="length"``); otherwise ``generate`` raises
+  :class:`~lamm.infer.engine.ContextLengthError` naming every such request, once all the others are
+  answered, and keeps those replies for the caller's next call (which asks again without the refused
+  requests), so nothing is generated twice.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
+import hashlib
 import io
 import json
 import mimetypes
@@ -35,16 +46,40 @@ import httpx
 from lamm.conversation import Conversation, MediaRef
 from lamm.infer.engine import (
     BACKENDS,
+    ContextLengthError,
     Engine,
     GenerateRequest,
     GenerationInfo,
     GenerationSettings,
+    Overflow,
     ProgressFn,
 )
 from lamm.media import resolve_media_path
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+#: how servers word a request longer than the model's context (OpenAI and lamm also give the error code
+#: ``context_length_exceeded``; vLLM says "This model's maximum context length is N tokens")
+_CONTEXT_WORDS = re.compile(r"context[_ ]length|maximum context|model's context", re.IGNORECASE)
+_CONTEXT_SIZE = re.compile(r"(?:maximum context length|context(?: window)?) is (\d+)", re.IGNORECASE)
+_PROMPT_SIZE = re.compile(r"(\d+) (?:tokens )?in the messages|messages (?:take|resulted in) (\d+)",
+                          re.IGNORECASE)
+
+
+def parse_context_refusal(message: str) -> tuple[int | None, int | None]:
+    """``(context, prompt tokens)`` from a server's "too long" message, ``None`` where it gives none.
+
+    >>> parse_context_refusal("This model's maximum context length is 4096 tokens. However, you requested "
+    ...                       "4200 tokens (4100 in the messages, 100 in the completion).")
+    (4096, 4100)
+    >>> parse_context_refusal("this model's context is 46 tokens; the messages take 40 tokens and ...")
+    (46, 40)
+    """
+    ctx, prompt = _CONTEXT_SIZE.search(message), _PROMPT_SIZE.search(message)
+    return (int(ctx.group(1)) if ctx else None,
+            int(next(g for g in prompt.groups() if g)) if prompt else None)
 
 
 class OpenAIError(RuntimeError):
@@ -133,6 +168,8 @@ class OpenAIEngine(Engine):
                                     timeout=httpx.Timeout(float(timeout), connect=min(10.0, float(timeout))),
                                     limits=httpx.Limits(max_connections=self.concurrency))
         self._lock = threading.Lock()  # guards usage counters updated from worker threads
+        #: replies of the last ``generate`` call that a context refusal interrupted, by request (``_key``)
+        self._kept: dict[str, tuple[str, GenerationInfo | None]] = {}
 
     def fingerprint(self) -> str:
         # a remote model's weights are not ours to hash; its name and server are its identity
@@ -178,6 +215,9 @@ class OpenAIEngine(Engine):
             else:
                 if resp.status_code == 200:
                     return resp.json()
+                refusal = _context_refusal(resp)
+                if refusal is not None:  # not a failure of the server: the request does not fit
+                    raise refusal
                 last = f"HTTP {resp.status_code}: {_error_message(resp)}"
                 if resp.status_code not in RETRY_STATUS:
                     break
@@ -189,7 +229,15 @@ class OpenAIEngine(Engine):
                           f"{attempt + 1} attempt(s): {last}")
 
     def _one(self, index: int, req: GenerateRequest) -> str:
-        data = self._post(self._payload(req))
+        try:
+            data = self._post(self._payload(req))
+        except _ContextRefused as e:
+            ctx, n = e.context_length, e.prompt_tokens
+            if ctx is None or n is None or n >= ctx or req.settings.max_new_tokens <= ctx - n:
+                raise
+            # the prompt fits: the engine's rule caps the reply at the room left (finish_reason "length")
+            capped = dataclasses.replace(req, settings=dataclasses.replace(req.settings, max_new_tokens=ctx - n))
+            data = self._post(self._payload(capped))
         try:
             choice = data["choices"][0]
             text = choice["message"]["content"] or ""
@@ -210,22 +258,49 @@ class OpenAIEngine(Engine):
         with self._lock:
             self.usage.record(index, info)
 
+    def _key(self, req: GenerateRequest) -> str:
+        """What identifies a request's reply for :attr:`_kept` (the whole payload, media included)."""
+        return hashlib.sha256(json.dumps(self._payload(req), sort_keys=True).encode("utf-8")).hexdigest()
+
     def generate(self, requests: list[GenerateRequest], progress: ProgressFn | None = None) -> list[str]:
         self.usage.begin(len(requests))
+        # replies of the last call that a context refusal interrupted: its caller asks them again
+        kept, self._kept = self._kept, {}
         if not requests:
             return []
         out: list[str] = [""] * len(requests)
+        todo: dict[int, Any] = {}
+        refused: dict[int, _ContextRefused] = {}
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests))) as pool:
-            futures = [pool.submit(self._one, i, r) for i, r in enumerate(requests)]
+            keys = [self._key(r) for r in requests] if kept else [None] * len(requests)
+            for i, (r, k) in enumerate(zip(requests, keys)):
+                if k in kept:
+                    out[i], info = kept[k]
+                    self.usage.record(i, info)
+                else:
+                    todo[i] = pool.submit(self._one, i, r)
             try:
-                for i, fut in enumerate(futures):  # in request order; the first failure propagates
-                    out[i] = fut.result()
+                for i in range(len(requests)):  # in request order; the first failure propagates
+                    if i in todo:
+                        try:
+                            out[i] = todo[i].result()
+                        except _ContextRefused as e:  # the others are still answered (see the docstring)
+                            refused[i] = e
+                            continue
                     if progress:
                         progress(1)
             except BaseException:
-                for fut in futures:  # queued requests would each retry against a failing server
+                for fut in todo.values():  # queued requests would each retry against a failing server
                     fut.cancel()
                 raise
+        if refused:
+            self._kept = {self._key(r): (out[i], self.usage.last[i]) for i, r in enumerate(requests)
+                          if i not in refused}
+            ctx = next((e.context_length for e in refused.values() if e.context_length is not None), None)
+            known = all(e.prompt_tokens is not None for e in refused.values())
+            raise ContextLengthError(
+                ctx, [Overflow(i, requests[i].conversation.id, e.prompt_tokens, requests[i].settings.max_new_tokens)
+                      for i, e in sorted(refused.items())], len(requests), "generate" if known else "strict")
         return out
 
     def stream(self, request: GenerateRequest) -> Iterator[str]:
@@ -241,11 +316,21 @@ class OpenAIEngine(Engine):
         stops = request.settings.stop
         where = f"{self.base_url}/chat/completions (model {self.model!r}) streaming"
         yielded = False
-        for attempt in range(self.max_retries + 1):
+        # one more round than the retries: a context refusal may send the request once more, capped
+        for attempt in range(self.max_retries + 2):
             try:
                 with self._client.stream("POST", "/chat/completions", json=body) as resp:
                     if resp.status_code != 200:
                         resp.read()
+                        refusal = _context_refusal(resp)
+                        if refusal is not None:
+                            ctx, n = refusal.context_length, refusal.prompt_tokens
+                            if ctx is not None and n is not None and n < ctx < n + body["max_tokens"]:
+                                body["max_tokens"] = ctx - n  # the engine's rule: cap at the room left
+                                continue
+                            raise ContextLengthError(ctx, [Overflow(0, request.conversation.id, n,
+                                                                    request.settings.max_new_tokens)], 1,
+                                                     "generate" if n is not None else "strict")
                         if resp.status_code in RETRY_STATUS and attempt < self.max_retries:
                             time.sleep(self._wait(attempt, resp))
                             continue
@@ -266,6 +351,7 @@ class OpenAIEngine(Engine):
                     raise OpenAIError(f"{where} failed after {attempt + 1} attempt(s): "
                                       f"{type(e).__name__}: {e}") from e
                 time.sleep(self._wait(attempt, None))
+        raise OpenAIError(f"{where}: no reply after {self.max_retries + 2} attempts")  # (not reached)
 
     def _failed(self) -> None:
         with self._lock:
@@ -324,6 +410,30 @@ class OpenAIEngine(Engine):
 def _cut_at_stop(text: str, stops: list[str]) -> str:
     cut = min((text.index(s) for s in stops if s and s in text), default=len(text))
     return text[:cut]
+
+
+class _ContextRefused(Exception):
+    """The server refused one request as longer than its context (internal: ``generate`` turns these into
+    one :class:`ContextLengthError`); the counts parsed from its message, None where it gave none."""
+
+    def __init__(self, message: str, context_length: int | None, prompt_tokens: int | None) -> None:
+        super().__init__(message)
+        self.context_length, self.prompt_tokens = context_length, prompt_tokens
+
+
+def _context_refusal(resp: httpx.Response) -> _ContextRefused | None:
+    """A 400 that says the request does not fit the server's context, else None."""
+    if resp.status_code != 400:
+        return None
+    message = _error_message(resp)
+    try:
+        err = resp.json().get("error")
+        code = err.get("code") if isinstance(err, dict) else None
+    except (ValueError, AttributeError):
+        code = None
+    if code != "context_length_exceeded" and not _CONTEXT_WORDS.search(message):
+        return None
+    return _ContextRefused(message, *parse_context_refusal(message))
 
 
 def _error_message(resp: httpx.Response) -> str:
