@@ -297,14 +297,15 @@ class HFEngine(Engine):
             key = json.dumps([self.prompt_text(r.conversation), media])
             groups.setdefault(key, []).append(i)
         lengths: list[tuple[int, int]] = [(0, 0)] * len(requests)
+        conts = [self._continuation_ids(r) for r in requests]  # tokenized once: counted, then scored
         for idx in groups.values():
             n = self._count(requests[idx[0]].conversation)
             for i in idx:
-                lengths[i] = (n, len(self._continuation_ids(requests[i])[0]))
+                lengths[i] = (n, len(conts[i][0]))
         check_loglikelihood_context(requests, lengths, self.context_length)
         out: list[LoglikelihoodResult | None] = [None] * len(requests)
         for idx in groups.values():
-            for i, res in zip(idx, self._score_group([requests[i] for i in idx])):
+            for i, res in zip(idx, self._score_group([requests[i] for i in idx], [conts[i] for i in idx])):
                 out[i] = res
             if progress:
                 progress(len(idx))
@@ -319,13 +320,15 @@ class HFEngine(Engine):
         ctx = self.tokenizer(req.context, add_special_tokens=False)["input_ids"]
         return ids, context_token_count(ids, list(ctx))
 
-    def _score_group(self, reqs: list[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
+    def _score_group(self, reqs: list[LoglikelihoodRequest], replies: list[tuple[list[int], int]]
+                     ) -> list[LoglikelihoodResult]:
+        """Score one prompt's requests; ``replies``: each one's ``_continuation_ids``."""
         conv = reqs[0].conversation
         # the processor is run once per row (equal prompts, so no padding): pixel inputs then have the
         # batch layout every model family expects (Llava: (B, 3, H, W); Qwen2-VL: flat patches + grid)
         prompt = self._inputs([conv] * len(reqs), [self.prompt_text(conv)] * len(reqs))
         p_ids = prompt["input_ids"][0]
-        conts, skips = zip(*(self._continuation_ids(r) for r in reqs))
+        conts, skips = zip(*replies)
         width = len(p_ids) + max(len(c) for c in conts)
         ids = torch.full((len(reqs), width), self.tokenizer.pad_token_id, dtype=torch.long, device=self.device)
         mask = torch.zeros_like(ids)
